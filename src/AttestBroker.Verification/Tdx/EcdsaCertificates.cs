@@ -1,0 +1,214 @@
+using System.Formats.Asn1;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+
+namespace AttestBroker.Verification.Tdx;
+
+/// <summary>
+/// Certificate helpers for Intel's ECDSA P-256 PKI. Signatures are checked here, with the issuer's key, over the
+/// exact TBS bytes of the certificate; no system store and no X509Chain building is involved.
+/// </summary>
+internal static class EcdsaCertificates
+{
+    private const string EcdsaWithSha256Oid = "1.2.840.10045.4.3.2";
+    private const string P256CurveOid = "1.2.840.10045.3.1.7";
+
+    /// <summary>All certificates in PEM text (CERTIFICATE blocks), in order. Throws <see cref="FormatException"/> when a block is not a certificate.</summary>
+    public static List<X509Certificate2> ParsePemCertificates(string pem)
+    {
+        var result = new List<X509Certificate2>();
+        var rest = pem.AsSpan();
+        while (PemEncoding.TryFind(rest, out var fields))
+        {
+            var label = rest[fields.Label];
+            if (label.SequenceEqual("CERTIFICATE"))
+            {
+                byte[] der;
+                try
+                {
+                    der = Convert.FromBase64String(rest[fields.Base64Data].ToString());
+                }
+                catch (FormatException ex)
+                {
+                    throw new FormatException("a PEM certificate block is not valid base64", ex);
+                }
+
+                result.Add(LoadDer(der));
+            }
+
+            rest = rest[fields.Location.End..];
+        }
+
+        return result;
+    }
+
+    /// <summary>Loads one DER certificate; throws <see cref="FormatException"/> when it is not one.</summary>
+    public static X509Certificate2 LoadDer(byte[] der)
+    {
+        try
+        {
+            return X509CertificateLoader.LoadCertificate(der);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new FormatException("not a valid X.509 certificate: " + ex.Message, ex);
+        }
+    }
+
+    /// <summary>Certificates from a file's bytes: PEM (one or more) or a single DER certificate; empty when neither.</summary>
+    public static List<X509Certificate2> TryLoadAny(byte[] bytes)
+    {
+        var text = TryAscii(bytes);
+        if (text is not null && text.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))
+        {
+            try
+            {
+                return ParsePemCertificates(text);
+            }
+            catch (FormatException)
+            {
+                return [];
+            }
+        }
+
+        if (bytes.Length > 0 && bytes[0] == 0x30)
+        {
+            try
+            {
+                return [X509CertificateLoader.LoadCertificate(bytes)];
+            }
+            catch (CryptographicException)
+            {
+                return [];
+            }
+        }
+
+        return [];
+    }
+
+    public static string? TryAscii(byte[] bytes)
+    {
+        foreach (var b in bytes.AsSpan(0, Math.Min(bytes.Length, 4096)))
+        {
+            if (b == 0 || b > 0x7E && b < 0xA0)
+            {
+                return null;
+            }
+        }
+
+        try
+        {
+            return new UTF8Encoding(false, true).GetString(bytes);
+        }
+        catch (DecoderFallbackException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The P-256 public key of a certificate, or null when the key is not ECDSA P-256.</summary>
+    public static ECDsa? P256Key(X509Certificate2 cert)
+    {
+        try
+        {
+            var key = cert.GetECDsaPublicKey();
+            if (key is null)
+            {
+                return null;
+            }
+
+            var p = key.ExportParameters(false);
+            if (p.Curve.Oid?.Value != P256CurveOid && p.Curve.Oid?.FriendlyName is not ("nistP256" or "ECDSA_P256"))
+            {
+                key.Dispose();
+                return null;
+            }
+
+            return key;
+        }
+        catch (CryptographicException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>True when <paramref name="cert"/> names <paramref name="issuer"/> as its issuer and carries a valid ecdsa-with-SHA256 signature by its P-256 key.</summary>
+    public static bool IsSignedBy(X509Certificate2 cert, X509Certificate2 issuer)
+    {
+        if (!cert.IssuerName.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData))
+        {
+            return false;
+        }
+
+        using var key = P256Key(issuer);
+        return key is not null && VerifySigned(cert.RawData, key);
+    }
+
+    /// <summary>Verifies a signed X.509 structure (certificate or CRL: SEQUENCE { tbs, algorithm, BIT STRING }) with ecdsa-with-SHA256.</summary>
+    public static bool VerifySigned(ReadOnlyMemory<byte> der, ECDsa key)
+    {
+        try
+        {
+            var outer = new AsnReader(der, AsnEncodingRules.DER);
+            var seq = outer.ReadSequence();
+            outer.ThrowIfNotEmpty();
+            var tbs = seq.ReadEncodedValue();
+            var alg = seq.ReadSequence();
+            var oid = alg.ReadObjectIdentifier();
+            if (alg.HasData)
+            {
+                // ecdsa-with-SHA256 has absent parameters (RFC 5758).
+                return false;
+            }
+
+            var signature = seq.ReadBitString(out var unused);
+            seq.ThrowIfNotEmpty();
+            return oid == EcdsaWithSha256Oid && unused == 0
+                && key.VerifyData(tbs.Span, signature, HashAlgorithmName.SHA256, DSASignatureFormat.Rfc3279DerSequence);
+        }
+        catch (AsnContentException)
+        {
+            return false;
+        }
+        catch (CryptographicException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The raw DER of the issuer Name inside a CRL's TBSCertList, or null when the CRL is not well-formed.</summary>
+    public static byte[]? CrlIssuer(ReadOnlyMemory<byte> crlDer)
+    {
+        try
+        {
+            var outer = new AsnReader(crlDer, AsnEncodingRules.DER);
+            var seq = outer.ReadSequence();
+            var tbs = seq.ReadSequence();
+            if (tbs.PeekTag().HasSameClassAndValue(Asn1Tag.Integer))
+            {
+                tbs.ReadInteger();
+            }
+
+            tbs.ReadSequence();
+            return tbs.ReadEncodedValue().ToArray();
+        }
+        catch (AsnContentException)
+        {
+            return null;
+        }
+    }
+
+    public static bool IsValidAt(X509Certificate2 cert, DateTimeOffset at) =>
+        at.UtcDateTime >= cert.NotBefore.ToUniversalTime() && at.UtcDateTime <= cert.NotAfter.ToUniversalTime();
+
+    public static bool IsCa(X509Certificate2 cert) =>
+        cert.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is { CertificateAuthority: true };
+
+    /// <summary>A CA may sign certificates and CRLs when it has no key usage extension or one that allows certificate signing.</summary>
+    public static bool MaySignCertificates(X509Certificate2 cert) =>
+        IsCa(cert) && (cert.Extensions.OfType<X509KeyUsageExtension>().FirstOrDefault() is not { } ku || ku.KeyUsages.HasFlag(X509KeyUsageFlags.KeyCertSign));
+
+    public static string Describe(X509Certificate2 cert) =>
+        $"'{cert.GetNameInfo(X509NameType.SimpleName, false)}' (serial {cert.SerialNumber.ToLowerInvariant()})";
+}
