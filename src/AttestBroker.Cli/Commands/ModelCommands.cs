@@ -1,13 +1,236 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Reflection;
+using System.Security.Cryptography;
+using AttestBroker.Models;
+using AttestBroker.Models.Benchmarking;
 
 namespace AttestBroker.Cli.Commands;
 
-/// <summary>attestbroker model encrypt|decrypt (owned by the models engineer).</summary>
+/// <summary>attestbroker model encrypt|decrypt|keygen|bench: thin wrappers over AttestBroker.Models.</summary>
 internal static class ModelCommands
 {
+    private const string BrokerNotAvailable = "--broker is not available in this build: use --key-file";
+
     public static Command Create()
     {
-        var command = new Command("model", "Encrypt and decrypt models in the streaming AES-256-GCM format.");
+        var command = new Command("model", "Encrypt and decrypt models in the streaming AES-256-GCM format (MENC v1, docs/model-format.md).");
+        command.Subcommands.Add(CreateEncrypt());
+        command.Subcommands.Add(CreateDecrypt());
+        command.Subcommands.Add(CreateKeygen());
+        command.Subcommands.Add(CreateBench());
         return command;
+    }
+
+    private static Command CreateEncrypt()
+    {
+        var source = new Argument<string>("SRC_DIR") { Description = "Model directory (weights shards, tokenizer, config); every regular file is encrypted." };
+        var keyId = new Option<string>("--key-id") { Description = "Key id recorded in every header and the manifest (A-Z a-z 0-9 . _ : / @ + = -).", Required = true };
+        var keyFile = new Option<string?>("--key-file") { Description = "File holding the 32-byte model key, raw or as base64 text (\"-\" reads standard input)." };
+        var broker = new Option<string?>("--broker") { Description = "Broker URL to create/fetch the key from. Not available in this build: use --key-file." };
+        var output = new Option<string>("--out") { Description = "Output directory (must not exist or be empty).", Required = true };
+        var signKey = new Option<string?>("--sign-key") { Description = "Publisher ECDSA P-256 private key, unencrypted PEM PKCS#8 ('PRIVATE KEY') or 'EC PRIVATE KEY'; writes manifest.json.sig in cosign sign-blob format." };
+        var segmentSize = new Option<int>("--segment-size") { Description = "Plaintext bytes per segment, 1048576..4194304.", DefaultValueFactory = _ => ModelFileHeader.DefaultSegmentSize };
+        var command = new Command("encrypt", "Encrypt a model directory for publishing (for model owners).") { source, keyId, keyFile, broker, output, signKey, segmentSize };
+        command.SetAction(async (parse, ct) =>
+        {
+            var error = parse.InvocationConfiguration.Error;
+            var stdout = parse.InvocationConfiguration.Output;
+            try
+            {
+                using var key = LoadKey(parse.GetValue(keyFile), parse.GetValue(broker));
+                using var signer = parse.GetValue(signKey) is { } signPath ? ManifestSigning.LoadPrivateKeyPem(ReadText(signPath, "signing key")) : null;
+                var manifest = await ModelEncryptor.EncryptDirectoryAsync(parse.GetRequiredValue(source), parse.GetRequiredValue(output), key, parse.GetRequiredValue(keyId), signer, parse.GetValue(segmentSize), ct).ConfigureAwait(false);
+                var bytes = manifest.Files.Sum(f => f.Size);
+                await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"encrypted {manifest.Files.Count} files ({bytes} bytes) under key id '{manifest.KeyId}'{(signer is null ? ", manifest not signed" : ", manifest signed")}")).ConfigureAwait(false);
+                return ExitCodes.Success;
+            }
+            catch (ModelException ex)
+            {
+                return await ReportAsync(error, ex).ConfigureAwait(false);
+            }
+        });
+        return command;
+    }
+
+    private static Command CreateDecrypt()
+    {
+        var source = new Argument<string>("ENC_DIR") { Description = "Encrypted model: a directory, or an http(s):// base URL (streamed, never written to disk; resumes with Range requests)." };
+        var keyFile = new Option<string?>("--key-file") { Description = "File holding the 32-byte model key, raw or as base64 text (\"-\" reads standard input)." };
+        var broker = new Option<string?>("--broker") { Description = "Broker URL to fetch the key from after attestation. Not available in this build: use --key-file." };
+        var output = new Option<string>("--out") { Description = "Destination directory; must be on tmpfs or ramfs unless --allow-disk.", Required = true };
+        var allowDisk = new Option<bool>("--allow-disk") { Description = "Allow a disk-backed destination (plaintext weights would reach disk)." };
+        var publisherKey = new Option<string?>("--publisher-key") { Description = "Publisher public key (PEM SPKI, as cosign public-key prints); manifest.json.sig must verify under it. Without it the signature is not checked (a warning is printed)." };
+        var keyId = new Option<string?>("--key-id") { Description = "Require the model to be encrypted under this key id." };
+        var workers = new Option<int>("--workers") { Description = "Decrypting threads (default: number of processors).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("decrypt", "Decrypt an encrypted model into a memory-backed directory (for a node or a test). Exit 0 ok, 1 authentication/verification failure, 2 usage or I/O.") { source, keyFile, broker, output, allowDisk, publisherKey, keyId, workers };
+        command.SetAction(async (parse, ct) =>
+        {
+            var error = parse.InvocationConfiguration.Error;
+            var stdout = parse.InvocationConfiguration.Output;
+            try
+            {
+                var key = LoadKey(parse.GetValue(keyFile), parse.GetValue(broker));
+                using var publisher = parse.GetValue(publisherKey) is { } pubPath ? ManifestSigning.LoadPublicKeyPem(ReadText(pubPath, "publisher key")) : null;
+                using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
+                var location = parse.GetRequiredValue(source);
+                IModelSource modelSource = location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || location.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
+                    ? new HttpModelSource(http, new Uri(location))
+                    : new DirectoryModelSource(location);
+                if (publisher is null)
+                {
+                    await error.WriteLineAsync("warning: no --publisher-key: the manifest signature is not checked (contents are still authenticated with the model key)").ConfigureAwait(false);
+                }
+
+                var options = new ModelDecryptionOptions
+                {
+                    PublisherKey = publisher,
+                    AllowDisk = parse.GetValue(allowDisk),
+                    ExpectedKeyId = parse.GetValue(keyId),
+                    Workers = Math.Max(1, parse.GetValue(workers)),
+                };
+                var result = await ModelDecryptor.DecryptAsync(modelSource, key, parse.GetRequiredValue(output), options, ct).ConfigureAwait(false);
+                await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"decrypted {result.Files} files ({result.PlaintextBytes} bytes) under key id '{result.KeyId}'; manifest signature {(result.SignatureChecked ? "verified" : "not checked")}")).ConfigureAwait(false);
+                return ExitCodes.Success;
+            }
+            catch (ModelException ex)
+            {
+                return await ReportAsync(error, ex).ConfigureAwait(false);
+            }
+        });
+        return command;
+    }
+
+    private static Command CreateKeygen()
+    {
+        var output = new Option<string>("--out") { Description = "Key file to create (base64 text, mode 0600); refuses to overwrite.", Required = true };
+        var command = new Command("keygen", "Create a random 32-byte model key file for --key-file.") { output };
+        command.SetAction(parse =>
+        {
+            var path = parse.GetRequiredValue(output);
+            var key = new byte[ModelKey.Length];
+            var text = new char[44];
+            var bytes = new byte[45];
+            try
+            {
+                RandomNumberGenerator.Fill(key);
+                Convert.TryToBase64Chars(key, text, out _);
+                for (var i = 0; i < text.Length; i++)
+                {
+                    bytes[i] = (byte)text[i];
+                }
+
+                bytes[44] = (byte)'\n';
+                var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
+                if (!OperatingSystem.IsWindows())
+                {
+                    options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+                }
+
+                using (var stream = new FileStream(path, options))
+                {
+                    stream.Write(bytes);
+                }
+
+                parse.InvocationConfiguration.Output.WriteLine("wrote a new model key to " + path);
+                return ExitCodes.Success;
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(key);
+                CryptographicOperations.ZeroMemory(bytes);
+                Array.Clear(text);
+            }
+        });
+        return command;
+    }
+
+    private static Command CreateBench()
+    {
+        var size = new Option<long>("--size") { Description = "Plaintext bytes (default 2 GiB).", DefaultValueFactory = _ => 2L << 30 };
+        var dir = new Option<string>("--dir") { Description = "Memory-backed directory for the plaintext and the decrypted output (default /dev/shm).", DefaultValueFactory = _ => "/dev/shm" };
+        var cipherDir = new Option<string?>("--cipher-dir") { Description = "Directory for the ciphertexts (default: the system temp directory, on disk)." };
+        var runs = new Option<int>("--runs") { Description = "Timed runs of each contender; the best is reported (default 3).", DefaultValueFactory = _ => 3 };
+        var command = new Command("bench", "Time decrypting a model into tmpfs against cat, age -d and one core's AES-256-GCM rate; report ratios and peak RSS. Deletes everything afterwards.") { size, dir, cipherDir, runs };
+        command.SetAction(async (parse, ct) =>
+        {
+            var stdout = parse.InvocationConfiguration.Output;
+            var (self, prefix) = SelfInvocation();
+            var options = new ModelBenchOptions
+            {
+                Size = parse.GetValue(size),
+                MemoryDirectory = parse.GetRequiredValue(dir),
+                CipherDirectory = parse.GetValue(cipherDir) ?? Path.GetTempPath(),
+                Runs = Math.Max(1, parse.GetValue(runs)),
+                SelfExecutable = self,
+                SelfPrefixArguments = prefix,
+            };
+            try
+            {
+                var report = await ModelBench.RunAsync(options, line => stdout.WriteLine(line), ct).ConfigureAwait(false);
+                return report.Succeeded ? ExitCodes.Success : ExitCodes.Failure;
+            }
+            catch (ModelException ex)
+            {
+                return await ReportAsync(parse.InvocationConfiguration.Error, ex).ConfigureAwait(false);
+            }
+        });
+        return command;
+    }
+
+    private static (string Executable, IReadOnlyList<string> Prefix) SelfInvocation()
+    {
+        var process = Environment.ProcessPath ?? throw new CliUsageException("cannot locate the attestbroker executable");
+        if (string.Equals(Path.GetFileNameWithoutExtension(process), "dotnet", StringComparison.OrdinalIgnoreCase))
+        {
+            var assembly = Assembly.GetEntryAssembly()?.Location;
+            if (string.IsNullOrEmpty(assembly))
+            {
+                throw new CliUsageException("cannot locate attestbroker.dll");
+            }
+
+            return (process, [assembly]);
+        }
+
+        return (process, []);
+    }
+
+    private static ModelKey LoadKey(string? keyFile, string? broker)
+    {
+        if (broker is not null)
+        {
+            throw new CliUsageException(BrokerNotAvailable);
+        }
+
+        if (keyFile is null)
+        {
+            throw new CliUsageException("give --key-file FILE (or --broker URL, not available in this build)");
+        }
+
+        return ModelKey.FromKeyFile(keyFile);
+    }
+
+    private static string ReadText(string path, string what)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            if (info.Exists && info.Length > 64 * 1024)
+            {
+                throw new CliUsageException($"{what} file {path} is too large");
+            }
+
+            return File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new CliUsageException($"cannot read {what} file {path}: {ex.Message}");
+        }
+    }
+
+    private static async Task<int> ReportAsync(TextWriter error, ModelException ex)
+    {
+        await error.WriteLineAsync($"error: {ex.Message} [{ex.Reason}]").ConfigureAwait(false);
+        return ex.IsVerificationFailure ? ExitCodes.Failure : ExitCodes.Usage;
     }
 }

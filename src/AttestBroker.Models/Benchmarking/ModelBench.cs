@@ -1,0 +1,366 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace AttestBroker.Models.Benchmarking;
+
+/// <summary>Settings of <see cref="ModelBench.RunAsync"/>.</summary>
+public sealed class ModelBenchOptions
+{
+    /// <summary>Plaintext bytes.</summary>
+    public long Size { get; init; } = 2L << 30;
+
+    /// <summary>Memory-backed directory for the plaintext and every decrypted output.</summary>
+    public string MemoryDirectory { get; init; } = "/dev/shm";
+
+    /// <summary>Directory for the ciphertexts (ours and age's), normally on disk.</summary>
+    public string CipherDirectory { get; init; } = Path.GetTempPath();
+
+    /// <summary>Timed runs per contender; the best time is reported.</summary>
+    public int Runs { get; init; } = 3;
+
+    /// <summary>The attestbroker executable (our decrypt runs as a child process, exactly as a node would run it).</summary>
+    public required string SelfExecutable { get; init; }
+
+    /// <summary>Arguments before "model decrypt" (the dll path when the executable is dotnet).</summary>
+    public IReadOnlyList<string> SelfPrefixArguments { get; init; } = [];
+}
+
+/// <summary>The measured figures.</summary>
+public sealed record ModelBenchReport(
+    bool Succeeded,
+    long Size,
+    TimeSpan Ours,
+    TimeSpan Cat,
+    TimeSpan? Age,
+    double AesGcmSingleCoreBytesPerSecond,
+    double Sha256SingleCoreBytesPerSecond,
+    long OursPeakRssBytes);
+
+/// <summary>
+/// Creates a plaintext model, encrypts it with this format and with age, then times (best of N) decrypting it into a
+/// memory-backed directory with <c>attestbroker model decrypt</c> (child process), <c>cat</c> of the plaintext, and
+/// <c>age -d</c>; measures one core's AES-256-GCM and SHA-256 rates in-process; reports our child's peak RSS
+/// (getrusage RUSAGE_CHILDREN ru_maxrss, taken before any other child ran). Everything it creates is deleted.
+/// The benchmark's throwaway keys travel to the children over standard input, never through a file.
+/// </summary>
+public static partial class ModelBench
+{
+    private const int ChunkSize = 4 << 20;
+
+    public static async Task<ModelBenchReport> RunAsync(ModelBenchOptions options, Action<string> log, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(log);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(options.Size);
+        var tag = "attestbroker-bench-" + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+        var memRoot = Path.Combine(Path.GetFullPath(options.MemoryDirectory), tag);
+        var cipherRoot = Path.Combine(Path.GetFullPath(options.CipherDirectory), tag);
+        var (kind, _) = MemoryVolume.Probe(options.MemoryDirectory);
+        if (kind is not (VolumeKind.Tmpfs or VolumeKind.Ramfs))
+        {
+            throw new ModelException(ModelError.DestinationNotMemoryBacked, $"{options.MemoryDirectory} is not tmpfs or ramfs; give --dir on a memory-backed volume");
+        }
+
+        var free = new DriveInfo(options.MemoryDirectory).AvailableFreeSpace;
+        if (free < (2 * options.Size) + (64L << 20))
+        {
+            throw new ModelException(ModelError.DestinationUnsafe, $"{options.MemoryDirectory} has {free} bytes free, the benchmark needs about {2 * options.Size}");
+        }
+
+        var ageAvailable = FindOnPath("age") is not null && FindOnPath("age-keygen") is not null;
+        try
+        {
+            var plainDir = Path.Combine(memRoot, "plain");
+            var plainFile = Path.Combine(plainDir, "model.safetensors");
+            var encDir = Path.Combine(cipherRoot, "enc");
+            var ageFile = Path.Combine(cipherRoot, "model.age");
+            Directory.CreateDirectory(plainDir);
+            Directory.CreateDirectory(cipherRoot);
+
+            log(string.Create(CultureInfo.InvariantCulture, $"bench: {options.Size} bytes ({options.Size / (double)(1 << 30):F2} GiB); plaintext and outputs in {memRoot} ({kind}); ciphertexts in {cipherRoot}; {Environment.ProcessorCount} processors"));
+            var sw = Stopwatch.StartNew();
+            await WritePlaintextAsync(plainFile, options.Size, cancellationToken).ConfigureAwait(false);
+            log(string.Create(CultureInfo.InvariantCulture, $"created plaintext in {sw.Elapsed.TotalSeconds:F2} s"));
+
+            using var key = ModelKey.Generate();
+            sw.Restart();
+            await ModelEncryptor.EncryptDirectoryAsync(plainDir, encDir, key, "bench", null, ModelFileHeader.DefaultSegmentSize, cancellationToken).ConfigureAwait(false);
+            log(string.Create(CultureInfo.InvariantCulture, $"encrypted (MENC v1, 4 MiB segments, one thread) in {sw.Elapsed.TotalSeconds:F2} s"));
+
+            var keyBytes = key.Span.ToArray();
+            try
+            {
+                // Our decrypt first, before any other child, so RUSAGE_CHILDREN's ru_maxrss is ours.
+                var oursOut = Path.Combine(memRoot, "out-ours");
+                string[] oursArgs = [.. options.SelfPrefixArguments, "model", "decrypt", encDir, "--key-file", "-", "--out", oursOut];
+                var warm = await RunChildAsync(options.SelfExecutable, oursArgs, keyBytes, cancellationToken).ConfigureAwait(false);
+                DeleteDirectory(oursOut);
+                if (warm.ExitCode != 0)
+                {
+                    throw new ModelException(ModelError.SourceInvalid, "our decrypt failed in the benchmark: " + warm.Stderr.Trim());
+                }
+
+                var peakRss = ChildrenPeakRssBytes();
+
+                byte[]? identity = null;
+                if (ageAvailable)
+                {
+                    var keygen = await RunChildAsync("age-keygen", [], null, cancellationToken).ConfigureAwait(false);
+                    identity = Encoding.ASCII.GetBytes(keygen.Stdout);
+                    var recipient = keygen.Stdout.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("# public key: ", StringComparison.Ordinal))?["# public key: ".Length..]
+                        ?? throw new ModelException(ModelError.SourceInvalid, "age-keygen printed no public key");
+                    sw.Restart();
+                    var enc = await RunChildAsync("age", ["-e", "-r", recipient, "-o", ageFile, plainFile], null, cancellationToken).ConfigureAwait(false);
+                    if (enc.ExitCode != 0)
+                    {
+                        throw new ModelException(ModelError.SourceInvalid, "age -e failed: " + enc.Stderr.Trim());
+                    }
+
+                    log(string.Create(CultureInfo.InvariantCulture, $"encrypted with age in {sw.Elapsed.TotalSeconds:F2} s"));
+                }
+                else
+                {
+                    log("age is not installed (apt-get install -y age): skipping the age comparison");
+                }
+
+                var best = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
+                void Record(string name, TimeSpan t) => best[name] = best.TryGetValue(name, out var b) && b <= t ? b : t;
+                for (var run = 1; run <= options.Runs; run++)
+                {
+                    var catOut = Path.Combine(memRoot, "out-cat.bin");
+                    var cat = await RunChildAsync("/bin/sh", ["-c", "exec cat \"$1\" > \"$2\"", "sh", plainFile, catOut], null, cancellationToken).ConfigureAwait(false);
+                    File.Delete(catOut);
+                    Check(cat, "cat");
+                    Record("cat", cat.Elapsed);
+
+                    if (identity is not null)
+                    {
+                        var ageOut = Path.Combine(memRoot, "out-age.bin");
+                        var age = await RunChildAsync("age", ["-d", "-i", "-", "-o", ageOut, ageFile], identity, cancellationToken).ConfigureAwait(false);
+                        File.Delete(ageOut);
+                        Check(age, "age -d");
+                        Record("age", age.Elapsed);
+                    }
+
+                    var ours = await RunChildAsync(options.SelfExecutable, oursArgs, keyBytes, cancellationToken).ConfigureAwait(false);
+                    DeleteDirectory(oursOut);
+                    Check(ours, "attestbroker model decrypt");
+                    Record("ours", ours.Elapsed);
+                    log(string.Create(CultureInfo.InvariantCulture, $"run {run}: cat {cat.Elapsed.TotalSeconds:F3} s, ours {ours.Elapsed.TotalSeconds:F3} s{(best.ContainsKey("age") ? $", age -d {best["age"].TotalSeconds:F3} s (best so far)" : string.Empty)}"));
+                }
+
+                if (identity is not null)
+                {
+                    CryptographicOperations.ZeroMemory(identity);
+                }
+
+                var aes = AesGcmSingleCoreRate();
+                var sha = Sha256SingleCoreRate();
+                var report = new ModelBenchReport(true, options.Size, best["ours"], best["cat"], best.TryGetValue("age", out var a) ? a : null, aes, sha, peakRss);
+                Print(report, log);
+                var ok = report.Ours.TotalSeconds <= 1.15 * report.Cat.TotalSeconds
+                    && (report.Age is null || report.Age.Value.TotalSeconds >= 2 * report.Ours.TotalSeconds)
+                    && report.OursPeakRssBytes <= (64L << 20);
+                return report with { Succeeded = ok };
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(keyBytes);
+            }
+        }
+        finally
+        {
+            DeleteDirectory(memRoot);
+            DeleteDirectory(cipherRoot);
+        }
+    }
+
+    /// <summary>One core's AES-256-GCM encryption rate over 4 MiB buffers (bytes per second).</summary>
+    public static double AesGcmSingleCoreRate(TimeSpan? duration = null)
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(ChunkSize, pinned: true);
+        RandomNumberGenerator.Fill(buffer);
+        Span<byte> key = stackalloc byte[32];
+        var nonce = new byte[12];
+        var tag = new byte[16];
+        RandomNumberGenerator.Fill(key);
+        using var aes = new AesGcm(key, 16);
+        CryptographicOperations.ZeroMemory(key);
+        return Measure(duration, () =>
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(nonce, BinaryPrimitives.ReadInt64LittleEndian(nonce) + 1);
+            aes.Encrypt(nonce, buffer, buffer, tag);
+        });
+    }
+
+    /// <summary>One core's SHA-256 rate over 4 MiB buffers (bytes per second).</summary>
+    public static double Sha256SingleCoreRate(TimeSpan? duration = null)
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(ChunkSize, pinned: true);
+        RandomNumberGenerator.Fill(buffer);
+        var digest = new byte[32];
+        return Measure(duration, () => SHA256.HashData(buffer, digest));
+    }
+
+    private delegate void ChunkAction();
+
+    private static double Measure(TimeSpan? duration, ChunkAction action)
+    {
+        var limit = duration ?? TimeSpan.FromSeconds(1);
+        for (var i = 0; i < 8; i++)
+        {
+            action();
+        }
+
+        long bytes = 0;
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < limit)
+        {
+            action();
+            bytes += ChunkSize;
+        }
+
+        return bytes / sw.Elapsed.TotalSeconds;
+    }
+
+    private static void Print(ModelBenchReport r, Action<string> log)
+    {
+        static string S(TimeSpan t) => t.TotalSeconds.ToString("F3", CultureInfo.InvariantCulture) + " s";
+        string Rate(double bytesPerSecond) => (bytesPerSecond / (1 << 30)).ToString("F2", CultureInfo.InvariantCulture) + " GiB/s";
+        double PerSecond(TimeSpan t) => r.Size / t.TotalSeconds;
+        var oneCore = TimeSpan.FromSeconds(r.Size / r.AesGcmSingleCoreBytesPerSecond);
+        log("results (best of runs):");
+        log($"  cat plaintext -> tmpfs        {S(r.Cat),10}  {Rate(PerSecond(r.Cat))}");
+        if (r.Age is { } age)
+        {
+            log($"  age -d -> tmpfs               {S(age),10}  {Rate(PerSecond(age))}");
+        }
+
+        log($"  attestbroker model decrypt    {S(r.Ours),10}  {Rate(PerSecond(r.Ours))}  (child process, includes start-up)");
+        log($"  AES-256-GCM, one core         {S(oneCore),10}  {Rate(r.AesGcmSingleCoreBytesPerSecond)}  (in-process loop, 4 MiB buffers)");
+        log($"  SHA-256, one core                         {Rate(r.Sha256SingleCoreBytesPerSecond)}");
+        log(string.Create(CultureInfo.InvariantCulture, $"  ours / cat  = {r.Ours.TotalSeconds / r.Cat.TotalSeconds:F2}  (target <= 1.15)"));
+        if (r.Age is { } a)
+        {
+            log(string.Create(CultureInfo.InvariantCulture, $"  age / ours  = {a.TotalSeconds / r.Ours.TotalSeconds:F2}  (target >= 2)"));
+        }
+
+        log(string.Create(CultureInfo.InvariantCulture, $"  ours / one-core AES-GCM = {r.Ours.TotalSeconds / oneCore.TotalSeconds:F2}"));
+        log(string.Create(CultureInfo.InvariantCulture, $"  peak RSS of our decrypt = {r.OursPeakRssBytes / (double)(1 << 20):F1} MiB  (target <= 64 MiB)"));
+    }
+
+    private static void Check(ChildResult result, string what)
+    {
+        if (result.ExitCode != 0)
+        {
+            throw new ModelException(ModelError.SourceInvalid, $"{what} failed (exit {result.ExitCode}): {result.Stderr.Trim()}");
+        }
+    }
+
+    private static async Task WritePlaintextAsync(string path, long size, CancellationToken cancellationToken)
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(ChunkSize, pinned: true);
+        var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
+        await using (stream.ConfigureAwait(false))
+        {
+            for (long written = 0; written < size; written += ChunkSize)
+            {
+                var n = (int)Math.Min(ChunkSize, size - written);
+                RandomNumberGenerator.Fill(buffer.AsSpan(0, n));
+                await stream.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private sealed record ChildResult(int ExitCode, TimeSpan Elapsed, string Stdout, string Stderr);
+
+    private static async Task<ChildResult> RunChildAsync(string fileName, IReadOnlyList<string> arguments, byte[]? stdin, CancellationToken cancellationToken)
+    {
+        var info = new ProcessStartInfo(fileName)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in arguments)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        var sw = Stopwatch.StartNew();
+        using var process = Process.Start(info) ?? throw new ModelException(ModelError.SourceUnavailable, $"cannot start {fileName}");
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        if (stdin is not null)
+        {
+            await process.StandardInput.BaseStream.WriteAsync(stdin, cancellationToken).ConfigureAwait(false);
+        }
+
+        process.StandardInput.Close();
+        await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        var elapsed = sw.Elapsed;
+        return new ChildResult(process.ExitCode, elapsed, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+    }
+
+    private static string? FindOnPath(string name)
+    {
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, name);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    private static void DeleteDirectory(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path))
+            {
+                Directory.Delete(path, recursive: true);
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    /// <summary>Largest resident set of any waited-for child so far (getrusage RUSAGE_CHILDREN ru_maxrss, KiB on Linux).</summary>
+    private static long ChildrenPeakRssBytes()
+    {
+        if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess)
+        {
+            return -1;
+        }
+
+        // struct rusage: two 16-byte timevals, then long ru_maxrss at offset 32.
+        const int MaxRssOffset = 32;
+        Span<byte> buffer = stackalloc byte[256];
+        int rc;
+        unsafe
+        {
+            fixed (byte* p = buffer)
+            {
+                rc = GetRUsage(-1, p);
+            }
+        }
+
+        return rc == 0 ? BinaryPrimitives.ReadInt64LittleEndian(buffer[MaxRssOffset..]) * 1024 : -1;
+    }
+
+    [LibraryImport("libc", EntryPoint = "getrusage", SetLastError = true)]
+    private static unsafe partial int GetRUsage(int who, byte* usage);
+}

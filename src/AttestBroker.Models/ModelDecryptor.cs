@@ -1,0 +1,375 @@
+using System.Security.Cryptography;
+using System.Threading.Channels;
+
+namespace AttestBroker.Models;
+
+/// <summary>Settings for <see cref="ModelDecryptor.DecryptAsync"/>.</summary>
+public sealed class ModelDecryptionOptions
+{
+    /// <summary>The publisher's key; when set, manifest.json.sig must exist and verify. When null the signature is not checked (see <see cref="ModelDecryptionResult.SignatureChecked"/>).</summary>
+    public System.Security.Cryptography.ECDsa? PublisherKey { get; init; }
+
+    /// <summary>Write to a disk-backed destination (not tmpfs/ramfs). Off by default.</summary>
+    public bool AllowDisk { get; init; }
+
+    /// <summary>When set, the manifest's key id must equal this.</summary>
+    public string? ExpectedKeyId { get; init; }
+
+    /// <summary>Decrypting threads; default: processor count.</summary>
+    public int Workers { get; init; } = Environment.ProcessorCount;
+}
+
+/// <summary>What was decrypted.</summary>
+public sealed record ModelDecryptionResult(int Files, long PlaintextBytes, string KeyId, bool SignatureChecked);
+
+/// <summary>
+/// Decrypts an encrypted model directory into a destination directory through a bounded parallel pipeline:
+/// one reader (reads each segment into a fixed pool of buffers and hashes the ciphertext in order) feeds a bounded
+/// channel; workers, each with its own AesGcm, decrypt in place and write at the segment's offset into a temporary
+/// file. Memory is (workers + 2) segment buffers whatever the model's size. A file is renamed to its final name only
+/// after every segment, its length and its SHA-256 verified; on any failure every file of this run is deleted.
+/// </summary>
+public static class ModelDecryptor
+{
+    /// <summary>
+    /// Decrypts every file listed in the source's manifest into <paramref name="destination"/>.
+    /// Takes ownership of <paramref name="key"/> and zeroes it when done. Throws <see cref="ModelException"/> with the reason.
+    /// </summary>
+    public static async Task<ModelDecryptionResult> DecryptAsync(IModelSource source, ModelKey key, string destination, ModelDecryptionOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(destination);
+        options ??= new ModelDecryptionOptions();
+        using (key)
+        {
+            var root = Path.GetFullPath(destination);
+            MemoryVolume.Require(root, options.AllowDisk);
+
+            var manifestBytes = await source.ReadSmallFileAsync(ModelManifest.FileName, ModelManifest.MaxManifestBytes, cancellationToken).ConfigureAwait(false)
+                ?? throw new ModelException(ModelError.SourceUnavailable, $"{ModelManifest.FileName} is missing from {source.Description}");
+            var signatureChecked = false;
+            if (options.PublisherKey is not null)
+            {
+                var signature = await source.ReadSmallFileAsync(ModelManifest.SignatureFileName, 4096, cancellationToken).ConfigureAwait(false)
+                    ?? throw new ModelException(ModelError.ManifestSignatureMissing, $"{ModelManifest.SignatureFileName} is missing but a publisher key is configured");
+                ManifestSigning.Verify(manifestBytes, signature, options.PublisherKey);
+                signatureChecked = true;
+            }
+
+            var manifest = ModelManifest.Parse(manifestBytes);
+            if (options.ExpectedKeyId is not null && !string.Equals(options.ExpectedKeyId, manifest.KeyId, StringComparison.Ordinal))
+            {
+                throw new ModelException(ModelError.KeyIdMismatch, $"model is encrypted under key id '{manifest.KeyId}', expected '{options.ExpectedKeyId}'");
+            }
+
+            var run = new Run(root, manifest, key, Math.Clamp(options.Workers, 1, 64));
+            try
+            {
+                long total = 0;
+                foreach (var entry in manifest.Files)
+                {
+                    await run.DecryptFileAsync(source, entry, cancellationToken).ConfigureAwait(false);
+                    total += entry.Size;
+                }
+
+                run.Commit();
+                return new ModelDecryptionResult(manifest.Files.Count, total, manifest.KeyId, signatureChecked);
+            }
+            finally
+            {
+                run.Dispose();
+            }
+        }
+    }
+
+    private sealed class Slot(int size)
+    {
+        public readonly byte[] Buffer = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+        public long Index;
+        public int Length;
+    }
+
+    /// <summary>One decryption run: buffers, created files and directories, cleanup.</summary>
+    private sealed class Run : IDisposable
+    {
+        private readonly string _root;
+        private readonly ModelManifest _manifest;
+        private readonly ModelKey _key;
+        private readonly int _workers;
+        private readonly Slot[] _slots;
+        private readonly List<string> _created = [];
+        private readonly List<string> _createdDirectories = [];
+        private string? _pendingTemp;
+        private bool _committed;
+
+        public Run(string root, ModelManifest manifest, ModelKey key, int workers)
+        {
+            _root = root;
+            _manifest = manifest;
+            _key = key;
+            _workers = workers;
+            _slots = new Slot[workers + 2];
+            for (var i = 0; i < _slots.Length; i++)
+            {
+                _slots[i] = new Slot(manifest.SegmentSize + ModelFileHeader.SegmentTagLength);
+            }
+        }
+
+        public async Task DecryptFileAsync(IModelSource source, ManifestEntry entry, CancellationToken cancellationToken)
+        {
+            var headerLength = ModelFileHeader.HeaderLengthFor(_manifest.KeyId);
+            var expectedLength = ModelFileHeader.CiphertextLengthFor(headerLength, entry.Size, _manifest.SegmentSize);
+            var finalPath = PrepareDestination(entry.Path);
+            var reader = await source.OpenCiphertextAsync(ModelManifest.CiphertextPath(entry), expectedLength, cancellationToken).ConfigureAwait(false);
+            await using (reader.ConfigureAwait(false))
+            {
+                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                var headerBytes = new byte[headerLength];
+                await reader.ReadExactlyAsync(0, headerBytes, cancellationToken).ConfigureAwait(false);
+                hash.AppendData(headerBytes);
+                using var file = EncryptedModelFile.Open(headerBytes, _key, _manifest.KeyId);
+                var header = file.Header;
+                if (header.SegmentSize != _manifest.SegmentSize)
+                {
+                    throw new ModelException(ModelError.SegmentSizeOutOfRange, $"{entry.Path}: header segment size {header.SegmentSize} differs from the manifest's {_manifest.SegmentSize}");
+                }
+
+                if (header.PlaintextLength != entry.Size)
+                {
+                    throw new ModelException(ModelError.PlaintextSizeMismatch, $"{entry.Path}: header says {header.PlaintextLength} bytes, manifest says {entry.Size}");
+                }
+
+                var temp = Path.Combine(Path.GetDirectoryName(finalPath)!, "." + Path.GetFileName(finalPath) + "." + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)) + ".partial");
+                _pendingTemp = temp;
+                using (var output = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, preallocationSize: entry.Size))
+                {
+                    await PumpAsync(file, reader, hash, output, entry.Path, cancellationToken).ConfigureAwait(false);
+                }
+
+                var digest = hash.GetHashAndReset();
+                if (!CryptographicOperations.FixedTimeEquals(digest, entry.CiphertextSha256))
+                {
+                    throw new ModelException(ModelError.CiphertextDigestMismatch, $"{entry.Path}: SHA-256 of the ciphertext differs from the manifest's");
+                }
+
+                File.Move(temp, finalPath, overwrite: false);
+                _created.Add(finalPath);
+                _pendingTemp = null;
+            }
+        }
+
+        public void Commit() => _committed = true;
+
+        public void Dispose()
+        {
+            foreach (var slot in _slots)
+            {
+                CryptographicOperations.ZeroMemory(slot.Buffer);
+            }
+
+            if (_committed)
+            {
+                return;
+            }
+
+            // Fail closed: no plaintext of this run stays behind.
+            if (_pendingTemp is not null)
+            {
+                TryDelete(_pendingTemp);
+            }
+
+            foreach (var f in _created)
+            {
+                TryDelete(f);
+            }
+
+            for (var i = _createdDirectories.Count - 1; i >= 0; i--)
+            {
+                try
+                {
+                    Directory.Delete(_createdDirectories[i], recursive: false);
+                }
+                catch (IOException)
+                {
+                }
+                catch (UnauthorizedAccessException)
+                {
+                }
+            }
+        }
+
+        private static void TryDelete(string path)
+        {
+            try
+            {
+                File.Delete(path);
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        /// <summary>Creates the parent directories (refusing symbolic links on the way) and checks the target does not exist.</summary>
+        private string PrepareDestination(string relativePath)
+        {
+            if (!Directory.Exists(_root))
+            {
+                CreateDirectory(_root);
+            }
+
+            if (new DirectoryInfo(_root).LinkTarget is not null)
+            {
+                throw new ModelException(ModelError.DestinationUnsafe, $"destination {_root} is a symbolic link");
+            }
+
+            var parts = relativePath.Split('/');
+            var current = _root;
+            for (var i = 0; i < parts.Length - 1; i++)
+            {
+                current = Path.Combine(current, parts[i]);
+                var info = new DirectoryInfo(current);
+                if (info.LinkTarget is not null || File.Exists(current))
+                {
+                    throw new ModelException(ModelError.DestinationUnsafe, $"destination path {current} is a symbolic link or a file");
+                }
+
+                if (!info.Exists)
+                {
+                    CreateDirectory(current);
+                }
+            }
+
+            var final = Path.Combine(current, parts[^1]);
+            if (File.Exists(final) || Directory.Exists(final) || new FileInfo(final).LinkTarget is not null)
+            {
+                throw new ModelException(ModelError.DestinationUnsafe, $"destination {final} already exists");
+            }
+
+            return final;
+        }
+
+        private void CreateDirectory(string path)
+        {
+            var missing = new Stack<string>();
+            for (var d = new DirectoryInfo(path); d is not null && !d.Exists; d = d.Parent)
+            {
+                missing.Push(d.FullName);
+            }
+
+            foreach (var d in missing)
+            {
+                Directory.CreateDirectory(d);
+                _createdDirectories.Add(d);
+            }
+        }
+
+        private async Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, IncrementalHash hash, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
+        {
+            var header = file.Header;
+            var free = Channel.CreateBounded<Slot>(new BoundedChannelOptions(_slots.Length) { SingleWriter = false, SingleReader = true });
+            var work = Channel.CreateBounded<Slot>(new BoundedChannelOptions(_slots.Length) { SingleWriter = true, SingleReader = false });
+            foreach (var s in _slots)
+            {
+                free.Writer.TryWrite(s);
+            }
+
+            using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Exception? failure = null;
+            void Fail(Exception ex)
+            {
+                Interlocked.CompareExchange(ref failure, ex, null);
+                abort.Cancel();
+            }
+
+            var workerCount = (int)Math.Min(_workers, header.SegmentCount);
+            var workers = new Task[workerCount];
+            for (var w = 0; w < workerCount; w++)
+            {
+                workers[w] = Task.Factory.StartNew(
+                    () =>
+                    {
+                        using var cipher = file.CreateCipher();
+                        try
+                        {
+                            while (!abort.IsCancellationRequested)
+                            {
+                                Slot slot;
+                                if (!work.Reader.TryRead(out slot!))
+                                {
+                                    var wait = work.Reader.WaitToReadAsync(abort.Token);
+                                    if (!(wait.IsCompletedSuccessfully ? wait.Result : wait.AsTask().GetAwaiter().GetResult()))
+                                    {
+                                        return;
+                                    }
+
+                                    continue;
+                                }
+
+                                var span = slot.Buffer.AsSpan(0, slot.Length);
+                                var plain = cipher.Decrypt(slot.Index, span, span);
+                                RandomAccess.Write(output, span[..plain], slot.Index * (long)header.SegmentSize);
+                                free.Writer.TryWrite(slot);
+                            }
+                        }
+                        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+                        {
+                        }
+                        catch (Exception ex)
+                        {
+                            Fail(ex);
+                        }
+                    },
+                    CancellationToken.None,
+                    TaskCreationOptions.LongRunning,
+                    TaskScheduler.Default);
+            }
+
+            try
+            {
+                for (long i = 0; i < header.SegmentCount; i++)
+                {
+                    var slot = await free.Reader.ReadAsync(abort.Token).ConfigureAwait(false);
+                    slot.Index = i;
+                    slot.Length = file.SegmentCiphertextLength(i);
+                    var memory = slot.Buffer.AsMemory(0, slot.Length);
+                    await reader.ReadExactlyAsync(file.SegmentOffset(i), memory, abort.Token).ConfigureAwait(false);
+                    hash.AppendData(slot.Buffer, 0, slot.Length);
+                    await work.Writer.WriteAsync(slot, abort.Token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (abort.IsCancellationRequested && failure is not null)
+            {
+            }
+            catch (Exception ex)
+            {
+                Fail(ex);
+            }
+            finally
+            {
+                work.Writer.TryComplete();
+                await Task.WhenAll(workers).ConfigureAwait(false);
+            }
+
+            if (failure is not null)
+            {
+                if (failure is ModelException or OperationCanceledException)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+                }
+
+                if (failure is IOException io)
+                {
+                    throw new IOException($"{name}: {io.Message}", io);
+                }
+
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
+            }
+
+            cancellationToken.ThrowIfCancellationRequested();
+        }
+    }
+}
