@@ -560,14 +560,14 @@ public sealed class SnpVerifier : IEvidenceVerifier
             var c = tcb.For(_product);
             var o = new JsonObject
             {
-                ["bootloader"] = c.BootLoader,
-                ["tee"] = c.Tee,
-                ["snp"] = c.Snp,
-                ["microcode"] = c.Microcode,
+                ["bootloader"] = (long)c.BootLoader,
+                ["tee"] = (long)c.Tee,
+                ["snp"] = (long)c.Snp,
+                ["microcode"] = (long)c.Microcode,
             };
             if (c.Fmc is { } fmc)
             {
-                o["fmc"] = fmc;
+                o["fmc"] = (long)fmc;
             }
 
             return o;
