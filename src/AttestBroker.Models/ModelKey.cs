@@ -11,6 +11,9 @@ public sealed class ModelKey : IDisposable
 {
     public const int Length = 32;
 
+    private static readonly System.Buffers.SearchValues<byte> Base64Alphabet =
+        System.Buffers.SearchValues.Create("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="u8);
+
     private readonly byte[] _bytes;
     private bool _disposed;
 
@@ -54,6 +57,13 @@ public sealed class ModelKey : IDisposable
     {
         if (content.Length == Length)
         {
+            // 32 bytes that are all base64 characters are base64 text of a 24-byte key, not a raw key
+            // (a random raw key is all-base64 with probability 4^-32).
+            if (content.IndexOfAnyExcept(Base64Alphabet) < 0)
+            {
+                throw new ModelException(ModelError.ModelKeyInvalid, $"key file holds 32 base64 characters (a 24-byte key?): it must hold {Length} raw bytes or their base64 text");
+            }
+
             return new ModelKey(content);
         }
 
