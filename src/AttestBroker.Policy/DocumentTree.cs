@@ -197,6 +197,11 @@ internal static class DocumentTree
         {
             throw new PolicyFormatException(string.Empty, "not valid YAML" + At(ex.Start.Line, ex.Start.Column) + ": " + ex.Message);
         }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or IndexOutOfRangeException or FormatException or OverflowException)
+        {
+            // The YAML scanner throws these for some damaged inputs (for example a truncated flow sequence); the text is still just invalid.
+            throw new PolicyFormatException(string.Empty, "not valid YAML: the parser could not read the text");
+        }
     }
 
     private static DocNode ReadYamlEvents(IParser parser)
