@@ -17,12 +17,9 @@ public abstract class MintedMilanFixture
     [OneTimeSetUp]
     public void CreatePki()
     {
-        Pki = new SnpTestPki();
+        Pki = SnpTestPki.Shared();
         Content = SnpVectors.ReadReport();
     }
-
-    [OneTimeTearDown]
-    public void DisposePki() => Pki.Dispose();
 
     internal VerificationResult VerifyWith(EndorsementSpec spec, byte[]? content = null, params ReadOnlyMemory<byte>[] crls)
     {
@@ -169,7 +166,7 @@ public sealed class Vlek_signed_reports_are_verified_against_the_vlek
     [Test]
     public void Vlek_under_asvk_is_accepted()
     {
-        using var pki = new SnpTestPki(vlek: true);
+        var pki = SnpTestPki.Shared(vlek: true);
         var content = SnpVectors.ReadReport();
         BinaryPrimitives.WriteUInt32LittleEndian(content.AsSpan(0x48), 1u << 2);
         var (cert, key) = pki.Mint(new EndorsementSpec { CspId = "test-csp" });
@@ -187,7 +184,7 @@ public sealed class Vlek_signed_reports_are_verified_against_the_vlek
     [Test]
     public void Vcek_certificate_for_a_vlek_signed_report_is_rejected_with_signing_key_missing()
     {
-        using var pki = new SnpTestPki();
+        var pki = SnpTestPki.Shared();
         var content = SnpVectors.ReadReport();
         BinaryPrimitives.WriteUInt32LittleEndian(content.AsSpan(0x48), 1u << 2);
         var (cert, key) = pki.Mint(new EndorsementSpec { HwId = SnpVectors.ChipId(content) });
@@ -201,7 +198,7 @@ public sealed class Vlek_signed_reports_are_verified_against_the_vlek
     [Test]
     public void Vlek_certificate_for_a_vcek_signed_report_is_rejected_with_signing_key_missing()
     {
-        using var pki = new SnpTestPki(vlek: true);
+        var pki = SnpTestPki.Shared(vlek: true);
         var (cert, key) = pki.Mint(new EndorsementSpec { CspId = "test-csp" });
         using (key)
         {
@@ -213,7 +210,7 @@ public sealed class Vlek_signed_reports_are_verified_against_the_vlek
     [Test]
     public void Vlek_issued_by_an_ask_is_rejected_with_cert_chain_invalid()
     {
-        using var pki = new SnpTestPki(vlek: false);
+        var pki = SnpTestPki.Shared(vlek: false);
         var content = SnpVectors.ReadReport();
         BinaryPrimitives.WriteUInt32LittleEndian(content.AsSpan(0x48), 1u << 2);
         var (cert, key) = pki.Mint(new EndorsementSpec { CspId = "test-csp" });
@@ -249,7 +246,7 @@ public sealed class Turin_report_uses_the_turin_tcb_layout
 
     private static VerificationResult Verify(EndorsementSpec spec, byte[] content)
     {
-        using var pki = new SnpTestPki("Turin");
+        var pki = SnpTestPki.Shared("Turin");
         var (cert, key) = pki.Mint(spec);
         using (key)
         {
@@ -300,7 +297,7 @@ public sealed class Disagreeing_products_are_rejected_with_product_mismatch
     [Test]
     public void Genoa_cpuid_with_a_milan_vcek_and_chain()
     {
-        using var pki = new SnpTestPki();
+        var pki = SnpTestPki.Shared();
         var content = SnpVectors.AsV3(SnpVectors.ReadReport(), 0x19, 0x11);
         var (cert, key) = pki.Mint(new EndorsementSpec { HwId = SnpVectors.ChipId(content) });
         using (key)
@@ -313,7 +310,7 @@ public sealed class Disagreeing_products_are_rejected_with_product_mismatch
     [Test]
     public void Genoa_vcek_under_a_milan_root()
     {
-        using var pki = new SnpTestPki();
+        var pki = SnpTestPki.Shared();
         var content = SnpVectors.ReadReport();
         var (cert, key) = pki.Mint(new EndorsementSpec { ProductName = "Genoa-B1", HwId = SnpVectors.ChipId(content) });
         using (key)
@@ -326,7 +323,7 @@ public sealed class Disagreeing_products_are_rejected_with_product_mismatch
     [Test]
     public void Unknown_cpuid_family_is_unsupported()
     {
-        using var pki = new SnpTestPki();
+        var pki = SnpTestPki.Shared();
         var content = SnpVectors.AsV3(SnpVectors.ReadReport(), 0x1A, 0x50);
         var (cert, key) = pki.Mint(new EndorsementSpec { HwId = SnpVectors.ChipId(content) });
         using (key)
@@ -416,7 +413,7 @@ public sealed class Amd_crl_is_checked_when_supplied : MintedMilanFixture
     [Test]
     public void Crl_of_another_root_is_ignored_and_noted()
     {
-        using var otherPki = new SnpTestPki("Genoa");
+        var otherPki = SnpTestPki.Shared("Genoa");
         var crl = otherPki.Crl([Pki.Intermediate.SerialNumberBytes.ToArray()], ThisUpdate, NextUpdate);
         var result = VerifyWith(MatchingSpec, null, crl);
         Assert.Multiple(() =>

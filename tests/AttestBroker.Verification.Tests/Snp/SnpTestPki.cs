@@ -29,15 +29,21 @@ internal sealed record EndorsementSpec
 /// A test AMD-like PKI: an ARK and an ASK (or ASVK), RSA with RSASSA-PSS SHA-384, minting P-384 VCEKs/VLEKs with AMD
 /// extensions, CRLs, and re-signing SNP reports. Trusted only through <see cref="TrustStore.WithSimulatedAnchors"/>.
 /// </summary>
-internal sealed class SnpTestPki : IDisposable
+internal sealed class SnpTestPki
 {
     public static readonly DateTimeOffset Epoch = new(2024, 1, 1, 0, 0, 0, TimeSpan.Zero);
     public static readonly DateTimeOffset At = new(2025, 6, 1, 0, 0, 0, TimeSpan.Zero);
 
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, bool), SnpTestPki> SharedPkis = new();
+
     private readonly RSA _arkKey;
     private readonly RSA _caKey;
 
-    public SnpTestPki(string product = "Milan", bool vlek = false)
+    /// <summary>One PKI per product and kind for the whole test run (RSA key generation is slow); never disposed.</summary>
+    public static SnpTestPki Shared(string product = "Milan", bool vlek = false) =>
+        SharedPkis.GetOrAdd((product, vlek), k => new SnpTestPki(k.Item1, k.Item2));
+
+    private SnpTestPki(string product = "Milan", bool vlek = false)
     {
         Product = product;
         _arkKey = RSA.Create(2048);
@@ -133,14 +139,6 @@ internal sealed class SnpTestPki : IDisposable
         var generator = X509SignatureGenerator.CreateForRSA(signWith ?? _arkKey, RSASignaturePadding.Pss);
         var aki = X509AuthorityKeyIdentifierExtension.CreateFromCertificate(Ark, includeKeyIdentifier: true, includeIssuerAndSerial: false);
         return builder.Build(Ark.SubjectName, generator, BigInteger.One, nextUpdate, HashAlgorithmName.SHA384, aki, thisUpdate);
-    }
-
-    public void Dispose()
-    {
-        _arkKey.Dispose();
-        _caKey.Dispose();
-        Ark.Dispose();
-        Intermediate.Dispose();
     }
 
     private static void AddInt(CertificateRequest req, string oid, int? value)
