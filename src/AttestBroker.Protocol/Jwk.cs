@@ -29,6 +29,9 @@ public sealed class Jwk
     /// <summary>The largest RSA modulus accepted, in bits (bounds the cost of an RSA operation on attacker input).</summary>
     public const int MaximumRsaModulusBits = 8192;
 
+    /// <summary>The longest JWK text accepted by <see cref="Parse(string)"/>, in bytes (an RSA-8192 JWK is about 1.4 KiB).</summary>
+    public const int MaximumJsonLength = 16 * 1024;
+
     private static readonly string[] PrivateMembers = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
     private readonly byte[] _a; // EC: x, RSA: n
@@ -250,6 +253,11 @@ public sealed class Jwk
 
     internal static Jwk Parse(ReadOnlySpan<byte> utf8Json, int minimumRsaBits)
     {
+        if (utf8Json.Length > MaximumJsonLength)
+        {
+            throw new ProtocolException(ProtocolError.JwkMalformed, $"JWK is longer than {MaximumJsonLength} bytes");
+        }
+
         using var doc = StrictJson.ParseObject(utf8Json.ToArray(), ProtocolError.JwkMalformed, "JWK");
         return FromJsonElement(doc.RootElement, minimumRsaBits);
     }

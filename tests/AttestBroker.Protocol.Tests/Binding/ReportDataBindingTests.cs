@@ -15,6 +15,10 @@ public sealed class ReportDataBindingTests
     private const string ExampleReportDataHex =
         "eda93b433ea55e0ac23c5ed4246cd35c88ba8e532c3d0c660c778321ff383c8dbb14ed8f74ca3b54055c1d431bc65443bd8d48b15e13623db6af81a335bf57ff";
 
+    // What REPORT_DATA would be if the thumbprint entered as its 43 base64url characters: the wrong reading.
+    private const string NotTheReportDataHex =
+        "aacc2e5f2bc8a2c9e4859e701ffe795afbb47014b1a914e639990a98f2ff3709aa40990e1b0b75f800f250488e01213833e9c0157bbf49209c548d3c99c64fec";
+
     private static readonly byte[] ExampleNonce = Enumerable.Range(0, 32).Select(i => (byte)i).ToArray();
 
     [Test]
@@ -40,6 +44,7 @@ public sealed class ReportDataBindingTests
         {
             Assert.That(computed, Is.EqualTo(raw));
             Assert.That(computed, Is.Not.EqualTo(text));
+            Assert.That(Convert.ToHexStringLower(text), Is.EqualTo(NotTheReportDataHex));
             Assert.That(computed, Has.Length.EqualTo(64));
         });
     }

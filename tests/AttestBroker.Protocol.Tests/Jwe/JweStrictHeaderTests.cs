@@ -88,6 +88,21 @@ public sealed class JweStrictHeaderTests
         Assert.That(WithHeader(_ => header), Is.EqualTo(ProtocolError.JweMalformed));
 
     [Test]
+    public void Header_with_an_escaped_lone_surrogate_is_rejected_with_jwe_malformed() =>
+        Assert.That(WithHeader(epk => $"{{\"alg\":\"ECDH-ES+A256KW\",\"enc\":\"A256GCM\",\"kid\":\"\\udc00\",\"epk\":{epk}}}"), Is.EqualTo(ProtocolError.JweMalformed));
+
+    [Test]
+    public void Header_that_is_not_utf8_is_rejected_with_jwe_malformed()
+    {
+        var (jwe, _, pod) = Valid();
+        using (pod)
+        {
+            var forged = TestSupport.ReplaceSegment(jwe, 0, [0x7b, 0x22, 0x61, 0xc3, 0x28, 0x22, 0x3a, 0x31, 0x7d]);
+            Assert.That(TestSupport.ErrorOf(() => JweDecryptor.Decrypt(forged, pod)), Is.EqualTo(ProtocolError.JweMalformed));
+        }
+    }
+
+    [Test]
     public void Encrypted_key_of_the_wrong_length_is_rejected_with_encrypted_key_length_invalid()
     {
         var (jwe, _, pod) = Valid();

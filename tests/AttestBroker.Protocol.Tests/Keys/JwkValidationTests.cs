@@ -135,6 +135,14 @@ public sealed class JwkValidationTests
         Assert.That(TestSupport.ErrorOf(() => Jwk.Parse(new byte[] { 0x7b, 0x22, 0xff, 0xfe, 0x22, 0x3a, 0x31, 0x7d })), Is.EqualTo(ProtocolError.JwkMalformed));
 
     [Test]
+    public void String_with_an_escaped_lone_surrogate_is_rejected_with_jwk_malformed() =>
+        Assert.That(TestSupport.ErrorOf(() => Jwk.Parse(Ec(extra: ",\"kid\":\"\\ud800\""))), Is.EqualTo(ProtocolError.JwkMalformed));
+
+    [Test]
+    public void Jwk_text_over_the_size_limit_is_rejected_with_jwk_malformed() =>
+        Assert.That(TestSupport.ErrorOf(() => Jwk.Parse(Ec(extra: $",\"pad\":\"{new string('a', Jwk.MaximumJsonLength)}\""))), Is.EqualTo(ProtocolError.JwkMalformed));
+
+    [Test]
     public void Unknown_members_are_ignored_as_rfc7517_requires() =>
         Assert.That(Jwk.Parse(Ec(extra: ",\"ext\":true,\"key_ops\":[\"deriveKey\"]")).Thumbprint(), Is.EqualTo(Jwk.Parse(Ec()).Thumbprint()));
 

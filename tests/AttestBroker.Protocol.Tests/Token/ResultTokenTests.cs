@@ -185,6 +185,14 @@ public sealed class ResultTokenTests : IDisposable
         Assert.That(VerifyError(Resign(NewToken(), _signer, payload: p => p.Replace($"\"exp\":{Now.AddMinutes(5).ToUnixTimeSeconds()}", $"\"exp\":{Now.AddMinutes(5).ToUnixTimeSeconds()}.5", StringComparison.Ordinal))), Is.EqualTo(ProtocolError.TokenMalformed));
 
     [Test]
+    public void Signed_token_whose_issuer_holds_an_escaped_lone_surrogate_is_rejected_with_token_malformed() =>
+        Assert.That(VerifyError(Resign(NewToken(), _signer, payload: p => p.Replace(Issuer, "\\ud800", StringComparison.Ordinal))), Is.EqualTo(ProtocolError.TokenMalformed));
+
+    [Test]
+    public void Token_header_that_is_not_utf8_is_rejected_with_token_malformed() =>
+        Assert.That(VerifyError(TestSupport.ReplaceSegment(NewToken(), 0, [0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d])), Is.EqualTo(ProtocolError.TokenMalformed));
+
+    [Test]
     public void Signing_with_a_p384_key_is_refused_with_token_parameters_invalid()
     {
         using var p384 = ECDsa.Create(ECCurve.NamedCurves.nistP384);
