@@ -83,11 +83,15 @@ public static class ModelDecryptor
         }
     }
 
+    /// <summary>A ciphertext buffer travelling reader -> (worker, hasher) -> free list; released when both are done with it.</summary>
     private sealed class Slot(int size)
     {
         public readonly byte[] Buffer = GC.AllocateUninitializedArray<byte>(size, pinned: true);
+        public readonly SemaphoreSlim ReadDone = new(0, 1);
         public long Index;
+        public long Offset;
         public int Length;
+        public int Pending;
     }
 
     /// <summary>One decryption run: buffers, created files and directories, cleanup.</summary>
@@ -98,6 +102,7 @@ public static class ModelDecryptor
         private readonly ModelKey _key;
         private readonly int _workers;
         private readonly Slot[] _slots;
+        private readonly byte[][] _plain;
         private readonly List<string> _created = [];
         private readonly List<string> _createdDirectories = [];
         private string? _pendingTemp;
@@ -109,10 +114,16 @@ public static class ModelDecryptor
             _manifest = manifest;
             _key = key;
             _workers = workers;
-            _slots = new Slot[workers + 2];
+            _slots = new Slot[(2 * workers) + 2];
             for (var i = 0; i < _slots.Length; i++)
             {
                 _slots[i] = new Slot(manifest.SegmentSize + ModelFileHeader.SegmentTagLength);
+            }
+
+            _plain = new byte[workers][];
+            for (var i = 0; i < workers; i++)
+            {
+                _plain[i] = GC.AllocateUninitializedArray<byte>(manifest.SegmentSize, pinned: true);
             }
         }
 
@@ -166,6 +177,12 @@ public static class ModelDecryptor
             foreach (var slot in _slots)
             {
                 CryptographicOperations.ZeroMemory(slot.Buffer);
+                slot.ReadDone.Dispose();
+            }
+
+            foreach (var plain in _plain)
+            {
+                CryptographicOperations.ZeroMemory(plain);
             }
 
             if (_committed)
@@ -267,17 +284,27 @@ public static class ModelDecryptor
             }
         }
 
+        /// <summary>
+        /// Moves one file through the pipeline. The dispatcher hands out ciphertext slots in segment order. With a local
+        /// source each worker reads its own segment (positional read); with a sequential source (HTTP) the dispatcher reads.
+        /// A hasher thread feeds the ciphertext to SHA-256 in segment order while workers decrypt it (out of place, into
+        /// their own plaintext buffer) and write the plaintext at the segment's offset. A slot is reused only when both
+        /// the hasher and its worker are done with it, so memory is fixed at (2 x workers + 2) segments + workers segments.
+        /// </summary>
         private async Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, IncrementalHash hash, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
         {
             var header = file.Header;
+            var positional = reader as IPositionalCiphertextReader;
             var free = Channel.CreateBounded<Slot>(new BoundedChannelOptions(_slots.Length) { SingleWriter = false, SingleReader = true });
             var work = Channel.CreateBounded<Slot>(new BoundedChannelOptions(_slots.Length) { SingleWriter = true, SingleReader = false });
+            var toHash = Channel.CreateBounded<Slot>(new BoundedChannelOptions(_slots.Length) { SingleWriter = true, SingleReader = true });
             foreach (var s in _slots)
             {
                 free.Writer.TryWrite(s);
             }
 
             using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            var token = abort.Token;
             Exception? failure = null;
             void Fail(Exception ex)
             {
@@ -285,23 +312,36 @@ public static class ModelDecryptor
                 abort.Cancel();
             }
 
+            void Release(Slot slot)
+            {
+                if (Interlocked.Decrement(ref slot.Pending) == 0)
+                {
+                    free.Writer.TryWrite(slot);
+                }
+            }
+
+            static bool WaitToRead(ChannelReader<Slot> channel, CancellationToken token)
+            {
+                var wait = channel.WaitToReadAsync(token);
+                return wait.IsCompletedSuccessfully ? wait.Result : wait.AsTask().GetAwaiter().GetResult();
+            }
+
             var workerCount = (int)Math.Min(_workers, header.SegmentCount);
-            var workers = new Task[workerCount];
+            var threads = new Task[workerCount + 1];
             for (var w = 0; w < workerCount; w++)
             {
-                workers[w] = Task.Factory.StartNew(
+                var plain = _plain[w];
+                threads[w] = Task.Factory.StartNew(
                     () =>
                     {
-                        using var cipher = file.CreateCipher();
                         try
                         {
-                            while (!abort.IsCancellationRequested)
+                            using var cipher = file.CreateCipher();
+                            while (!token.IsCancellationRequested)
                             {
-                                Slot slot;
-                                if (!work.Reader.TryRead(out slot!))
+                                if (!work.Reader.TryRead(out var slot))
                                 {
-                                    var wait = work.Reader.WaitToReadAsync(abort.Token);
-                                    if (!(wait.IsCompletedSuccessfully ? wait.Result : wait.AsTask().GetAwaiter().GetResult()))
+                                    if (!WaitToRead(work.Reader, token))
                                     {
                                         return;
                                     }
@@ -309,13 +349,19 @@ public static class ModelDecryptor
                                     continue;
                                 }
 
-                                var span = slot.Buffer.AsSpan(0, slot.Length);
-                                var plain = cipher.Decrypt(slot.Index, span, span);
-                                RandomAccess.Write(output, span[..plain], slot.Index * (long)header.SegmentSize);
-                                free.Writer.TryWrite(slot);
+                                var ciphertext = slot.Buffer.AsSpan(0, slot.Length);
+                                if (positional is not null)
+                                {
+                                    positional.ReadExactlyAt(slot.Offset, ciphertext);
+                                    slot.ReadDone.Release();
+                                }
+
+                                var n = cipher.Decrypt(slot.Index, ciphertext, plain);
+                                RandomAccess.Write(output, plain.AsSpan(0, n), slot.Index * (long)header.SegmentSize);
+                                Release(slot);
                             }
                         }
-                        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+                        catch (OperationCanceledException) when (token.IsCancellationRequested)
                         {
                         }
                         catch (Exception ex)
@@ -328,20 +374,60 @@ public static class ModelDecryptor
                     TaskScheduler.Default);
             }
 
+            threads[workerCount] = Task.Factory.StartNew(
+                () =>
+                {
+                    try
+                    {
+                        while (!token.IsCancellationRequested)
+                        {
+                            if (!toHash.Reader.TryRead(out var slot))
+                            {
+                                if (!WaitToRead(toHash.Reader, token))
+                                {
+                                    return;
+                                }
+
+                                continue;
+                            }
+
+                            slot.ReadDone.Wait(token);
+                            hash.AppendData(slot.Buffer, 0, slot.Length);
+                            Release(slot);
+                        }
+                    }
+                    catch (OperationCanceledException) when (token.IsCancellationRequested)
+                    {
+                    }
+                    catch (Exception ex)
+                    {
+                        Fail(ex);
+                    }
+                },
+                CancellationToken.None,
+                TaskCreationOptions.LongRunning,
+                TaskScheduler.Default);
+
             try
             {
                 for (long i = 0; i < header.SegmentCount; i++)
                 {
-                    var slot = await free.Reader.ReadAsync(abort.Token).ConfigureAwait(false);
+                    var slot = await free.Reader.ReadAsync(token).ConfigureAwait(false);
                     slot.Index = i;
+                    slot.Offset = file.SegmentOffset(i);
                     slot.Length = file.SegmentCiphertextLength(i);
-                    var memory = slot.Buffer.AsMemory(0, slot.Length);
-                    await reader.ReadExactlyAsync(file.SegmentOffset(i), memory, abort.Token).ConfigureAwait(false);
-                    hash.AppendData(slot.Buffer, 0, slot.Length);
-                    await work.Writer.WriteAsync(slot, abort.Token).ConfigureAwait(false);
+                    slot.Pending = 2;
+                    if (positional is null)
+                    {
+                        await reader.ReadExactlyAsync(slot.Offset, slot.Buffer.AsMemory(0, slot.Length), token).ConfigureAwait(false);
+                        slot.ReadDone.Release();
+                    }
+
+                    toHash.Writer.TryWrite(slot);
+                    await work.Writer.WriteAsync(slot, token).ConfigureAwait(false);
                 }
             }
-            catch (OperationCanceledException) when (abort.IsCancellationRequested && failure is not null)
+            catch (OperationCanceledException) when (token.IsCancellationRequested && failure is not null)
             {
             }
             catch (Exception ex)
@@ -351,17 +437,13 @@ public static class ModelDecryptor
             finally
             {
                 work.Writer.TryComplete();
-                await Task.WhenAll(workers).ConfigureAwait(false);
+                toHash.Writer.TryComplete();
+                await Task.WhenAll(threads).ConfigureAwait(false);
             }
 
             if (failure is not null)
             {
-                if (failure is ModelException or OperationCanceledException)
-                {
-                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-                }
-
-                if (failure is IOException io)
+                if (failure is IOException io and not FileNotFoundException)
                 {
                     throw new IOException($"{name}: {io.Message}", io);
                 }

@@ -27,6 +27,13 @@ public interface ICiphertextReader : IAsyncDisposable
     ValueTask ReadExactlyAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken);
 }
 
+/// <summary>A reader that can also read any range from any thread (a local file): workers then read their own segments in parallel.</summary>
+public interface IPositionalCiphertextReader : ICiphertextReader
+{
+    /// <summary>Fills <paramref name="destination"/> with the bytes at <paramref name="offset"/>; safe to call concurrently.</summary>
+    void ReadExactlyAt(long offset, Span<byte> destination);
+}
+
 /// <summary>A local directory, read in place with positional reads (nothing is copied to another file).</summary>
 public sealed class DirectoryModelSource : IModelSource
 {
@@ -109,11 +116,16 @@ public sealed class DirectoryModelSource : IModelSource
         return full;
     }
 
-    private sealed class Reader(SafeFileHandle handle, string name) : ICiphertextReader
+    private sealed class Reader(SafeFileHandle handle, string name) : IPositionalCiphertextReader
     {
         public ValueTask ReadExactlyAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
         {
-            var span = destination.Span;
+            ReadExactlyAt(offset, destination.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public void ReadExactlyAt(long offset, Span<byte> span)
+        {
             var total = 0;
             while (total < span.Length)
             {
@@ -125,8 +137,6 @@ public sealed class DirectoryModelSource : IModelSource
 
                 total += read;
             }
-
-            return ValueTask.CompletedTask;
         }
 
         public ValueTask DisposeAsync()

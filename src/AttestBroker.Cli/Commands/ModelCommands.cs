@@ -30,7 +30,7 @@ internal static class ModelCommands
         var broker = new Option<string?>("--broker") { Description = "Broker URL to create/fetch the key from. Not available in this build: use --key-file." };
         var output = new Option<string>("--out") { Description = "Output directory (must not exist or be empty).", Required = true };
         var signKey = new Option<string?>("--sign-key") { Description = "Publisher ECDSA P-256 private key, unencrypted PEM PKCS#8 ('PRIVATE KEY') or 'EC PRIVATE KEY'; writes manifest.json.sig in cosign sign-blob format." };
-        var segmentSize = new Option<int>("--segment-size") { Description = "Plaintext bytes per segment, 1048576..4194304.", DefaultValueFactory = _ => ModelFileHeader.DefaultSegmentSize };
+        var segmentSize = new Option<int>("--segment-size") { Description = "Plaintext bytes per segment, 1048576..4194304 (default 1 MiB; decrypt memory grows with it).", DefaultValueFactory = _ => ModelFileHeader.DefaultSegmentSize };
         var command = new Command("encrypt", "Encrypt a model directory for publishing (for model owners).") { source, keyId, keyFile, broker, output, signKey, segmentSize };
         command.SetAction(async (parse, ct) =>
         {
@@ -72,10 +72,11 @@ internal static class ModelCommands
             {
                 var key = LoadKey(parse.GetValue(keyFile), parse.GetValue(broker));
                 using var publisher = parse.GetValue(publisherKey) is { } pubPath ? ManifestSigning.LoadPublicKeyPem(ReadText(pubPath, "publisher key")) : null;
-                using var http = new HttpClient { Timeout = Timeout.InfiniteTimeSpan };
                 var location = parse.GetRequiredValue(source);
-                IModelSource modelSource = location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || location.StartsWith("https://", StringComparison.OrdinalIgnoreCase)
-                    ? new HttpModelSource(http, new Uri(location))
+                var isUrl = location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || location.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+                using var http = isUrl ? new HttpClient { Timeout = Timeout.InfiniteTimeSpan } : null;
+                IModelSource modelSource = http is not null
+                    ? new HttpModelSource(http, Uri.TryCreate(location, UriKind.Absolute, out var uri) ? uri : throw new CliUsageException($"not a valid URL: {location}"))
                     : new DirectoryModelSource(location);
                 if (publisher is null)
                 {
