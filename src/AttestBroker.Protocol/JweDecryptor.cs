@@ -56,7 +56,14 @@ public static class JweDecryptor
         {
             using (var epk = h.Epk.CreateECDiffieHellman())
             {
-                z = privateKey.DeriveRawSecretAgreement(epk.PublicKey);
+                try
+                {
+                    z = privateKey.DeriveRawSecretAgreement(epk.PublicKey);
+                }
+                catch (CryptographicException)
+                {
+                    throw new ProtocolException(ProtocolError.RecipientKeyUnsupported, "the recipient EC key cannot do key agreement (it has no private key?)");
+                }
             }
 
             kek = ConcatKdf.Derive(z, JoseAlgorithms.EcdhEsA256Kw, h.Apu, h.Apv, 256);

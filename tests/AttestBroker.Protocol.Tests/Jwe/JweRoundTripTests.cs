@@ -135,6 +135,15 @@ public sealed class JweRoundTripTests
     }
 
     [Test]
+    public void Public_only_ecdh_key_is_refused_with_recipient_key_unsupported()
+    {
+        using var pod = TestSupport.NewEcdh("P-256");
+        var jwe = JweEncryptor.Encrypt(ModelKey, Jwk.FromPublicKey(pod), null);
+        using var publicOnly = Jwk.FromPublicKey(pod).CreateECDiffieHellman();
+        Assert.That(TestSupport.ErrorOf(() => JweDecryptor.Decrypt(jwe, publicOnly)), Is.EqualTo(ProtocolError.RecipientKeyUnsupported));
+    }
+
+    [Test]
     public void Rsa_2048_private_key_is_refused_with_recipient_key_unsupported()
     {
         using var pod = RSA.Create(2048);

@@ -1,4 +1,6 @@
+using System.Security.Cryptography;
 using System.Text;
+using CsCheck;
 using NUnit.Framework;
 
 namespace AttestBroker.Protocol.Tests.Keys;
@@ -141,6 +143,55 @@ public sealed class JwkValidationTests
     [Test]
     public void Jwk_text_over_the_size_limit_is_rejected_with_jwk_malformed() =>
         Assert.That(TestSupport.ErrorOf(() => Jwk.Parse(Ec(extra: $",\"pad\":\"{new string('a', Jwk.MaximumJsonLength)}\""))), Is.EqualTo(ProtocolError.JwkMalformed));
+
+    [Test]
+    public void Ec_key_on_p521_cannot_become_a_jwk_and_is_refused_with_unsupported_curve()
+    {
+        using var k = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP521);
+        Assert.That(TestSupport.ErrorOf(() => Jwk.FromPublicKey(k)), Is.EqualTo(ProtocolError.JwkUnsupportedCurve));
+    }
+
+    [Test]
+    public void Rsa_2048_key_cannot_become_a_jwk_and_is_refused_with_modulus_too_short()
+    {
+        using var k = RSA.Create(2048);
+        Assert.That(TestSupport.ErrorOf(() => Jwk.FromPublicKey(k)), Is.EqualTo(ProtocolError.JwkRsaModulusTooShort));
+    }
+
+    [Test]
+    public void Random_text_fails_only_with_protocol_exception() =>
+        Gen.String[Gen.Char["{}[]\":,0123456789.-_ ktyECRSAcrvxyneP256\\u"], 0, 200].Sample(s =>
+        {
+            try
+            {
+                Jwk.Parse(s);
+            }
+            catch (ProtocolException)
+            {
+            }
+        }, iter: 5000);
+
+    [Test]
+    public void Mutated_valid_jwks_are_refused_or_parsed_never_crash()
+    {
+        var valid = Ec();
+        Gen.Select(Gen.Int[0, valid.Length - 1], Gen.Char).Array[1, 4].Sample(muts =>
+        {
+            var chars = valid.ToCharArray();
+            foreach (var (i, c) in muts)
+            {
+                chars[i] = c;
+            }
+
+            try
+            {
+                Jwk.Parse(new string(chars));
+            }
+            catch (ProtocolException)
+            {
+            }
+        }, iter: 5000);
+    }
 
     [Test]
     public void Unknown_members_are_ignored_as_rfc7517_requires() =>
