@@ -85,7 +85,7 @@ internal static class Commands
             await stdout.WriteLineAsync($"wrote {evidence.Length} bytes of {kind.ToWireName()} evidence to {parse.GetRequiredValue(output)}").ConfigureAwait(false);
             if (parse.GetValue(collateralOut) is { } cdir)
             {
-                var bundle = SimEvidence.Collateral(pki, parse.GetValue(profile) is null ? [] : [prof], options, Now(parse.GetValue(now)));
+                var bundle = SimEvidence.CollateralForEvidence(pki, prof, kind, options, Now(parse.GetValue(now)));
                 bundle.WriteTo(cdir);
                 await stdout.WriteLineAsync($"wrote {bundle.Files.Count} collateral files to {cdir}").ConfigureAwait(false);
             }

@@ -99,6 +99,29 @@ public static class SimEvidence
             : SnpReportBuilder.Build(pki, SnpRequest(profile, options));
     }
 
+    /// <summary>Collateral for exactly the platform of one piece of evidence (what <c>quote --collateral-out</c> writes), collateral faults applied.</summary>
+    public static CollateralBundle CollateralForEvidence(SimPki pki, SimProfile profile, TeeKind tee, EvidenceOptions options, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(pki);
+        ArgumentNullException.ThrowIfNull(options);
+        var request = new CollateralRequest { Now = now };
+        if (tee == TeeKind.Tdx)
+        {
+            request.TdxPlatforms.Add(TdxRequest(profile, options).Platform);
+        }
+        else
+        {
+            request.SnpPlatforms.Add(SnpRequest(profile, options).Platform);
+        }
+
+        foreach (var f in options.Faults.Where(f => FaultCatalog.All.Any(e => e.Fault == f && e.Target == FaultTarget.Collateral)))
+        {
+            request.Faults.Add(f);
+        }
+
+        return CollateralBuilder.Build(pki, request);
+    }
+
     /// <summary>Collateral covering the profile's platform (and the defaults), with the options' collateral faults applied.</summary>
     public static CollateralBundle Collateral(SimPki pki, IEnumerable<SimProfile> profiles, EvidenceOptions options, DateTimeOffset now, TimeSpan? validity = null)
     {

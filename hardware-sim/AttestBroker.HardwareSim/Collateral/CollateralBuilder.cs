@@ -130,17 +130,15 @@ public static class CollateralBuilder
 
         bundle.TcbInfoIssuerChain = tcbChain;
         bundle.Files["tdx/tcb-info-issuer-chain.pem"] = Encoding.ASCII.GetBytes(tcbChain);
+        // With the foreign-signer fault both signed documents come from the foreign signer, so that no genuine
+        // TCB Signing certificate is in the folder for a verifier to try (the reason is then signer_untrusted).
         if (request.TdxPlatforms.Count > 0)
         {
-            bundle.QeIdentity = IntelCollateral.TdQeIdentity(request.TdxPlatforms[0], issue, next, pki.TcbSigning);
+            bundle.QeIdentity = IntelCollateral.TdQeIdentity(request.TdxPlatforms[0], issue, next, tcbSigner);
             bundle.Files["tdx/qe-identity.json"] = bundle.QeIdentity.Body;
         }
 
-        bundle.QeIdentityIssuerChain = IntelCollateral.IssuerChainPem(pki.TcbSigning, pki.IntelRoot);
-        if (faults.Contains(SimFault.TcbInfoForeignSigner))
-        {
-            bundle.Files["tdx/qe-identity-issuer-chain.pem"] = Encoding.ASCII.GetBytes(bundle.QeIdentityIssuerChain);
-        }
+        bundle.QeIdentityIssuerChain = tcbChain;
 
         var revokedPcks = faults.Contains(SimFault.RevokedPck)
             ? request.TdxPlatforms.Select(p => pki.IssuePck(p).Certificate).ToList()

@@ -22,13 +22,15 @@ public sealed record AmdChain(AmdProduct Product, IssuedCertificate Ark, IssuedC
 /// The simulated PKI: an Intel-like SGX Root CA with a PCK Platform CA and a TCB Signing certificate, and per AMD
 /// product an ARK, ASK and ASVK (RSA-4096, RSASSA-PSS SHA-384). Every key, serial and signature is derived from
 /// the seed, so the same seed rebuilds the same PKI byte for byte. Leaf certificates (PCK, VCEK, VLEK) are issued on
-/// demand for a platform, also deterministically. Subjects say "Simulated" so nobody mistakes them for the vendors'.
+/// demand for a platform, also deterministically. Root subjects say "Simulated" in their CN and every subject says so
+/// in O; intermediates and leaves keep the vendors' CNs ("Intel SGX PCK Platform CA", "SEV-Milan", "SEV-VCEK") because
+/// verifiers read meaning from them (platform vs processor CA, ASK vs ASVK).
 /// </summary>
 public sealed class SimPki : IDisposable
 {
     public const string ManifestFile = "pki.json";
     public const string SeedFile = "seed.key";
-    public const string Organization = "AttestBroker hardware-sim";
+    public const string Organization = "AttestBroker hardware-sim (SIMULATED, not a vendor certificate)";
     public const string DefaultBaseUrl = "http://127.0.0.1:8088";
 
     /// <summary>Fixed validity of every simulated certificate (so that a seed fixes the bytes).</summary>
@@ -81,8 +83,8 @@ public sealed class SimPki : IDisposable
         var material = seed is { } n ? SeedMaterial.FromNumber(n) : SeedMaterial.Random();
         material.FastRsa = seed is null;
         var root = MakeIntelRoot(material, "intel-root", "Simulated Intel SGX Root CA");
-        var platformCa = IssueIntelCa(material, root, "intel-pck-platform-ca", "Simulated Intel SGX PCK Platform CA");
-        var tcbSigning = IssueIntelLeaf(material, root, "intel-tcb-signing", "Simulated Intel SGX TCB Signing", [], RootCrlUrl);
+        var platformCa = IssueIntelCa(material, root, "intel-pck-platform-ca", "Intel SGX PCK Platform CA");
+        var tcbSigning = IssueIntelLeaf(material, root, "intel-tcb-signing", "Intel SGX TCB Signing", [], RootCrlUrl);
         var amd = new Dictionary<AmdProduct, AmdChain>();
         foreach (var product in products.Distinct())
         {
@@ -99,7 +101,7 @@ public sealed class SimPki : IDisposable
     {
         ArgumentNullException.ThrowIfNull(platform);
         var label = "pck:" + Convert.ToHexString(platform.Ppid) + ":" + Convert.ToHexString(platform.Fmspc) + ":" + Convert.ToHexString(platform.SgxTcbComponents) + ":" + platform.PceSvn;
-        return IssueIntelLeaf(_seed, PckPlatformCa, label, "Simulated Intel SGX PCK Certificate", [VendorExtensions.SgxPckExtension(platform)], PckCrlUrl);
+        return IssueIntelLeaf(_seed, PckPlatformCa, label, "Intel SGX PCK Certificate", [VendorExtensions.SgxPckExtension(platform)], PckCrlUrl);
     }
 
     /// <summary>The quote's attestation key of a platform (deterministic per PPID).</summary>
@@ -135,7 +137,7 @@ public sealed class SimPki : IDisposable
     public (IssuedCertificate Signer, IssuedCertificate Root) ForeignTcbSigner()
     {
         var root = MakeIntelRoot(_seed, "foreign-root", "Foreign (untrusted) SGX Root CA");
-        var signer = IssueIntelLeaf(_seed, root, "foreign-tcb-signing", "Simulated Intel SGX TCB Signing", [], RootCrlUrl);
+        var signer = IssueIntelLeaf(_seed, root, "foreign-tcb-signing", "Intel SGX TCB Signing", [], RootCrlUrl);
         return (signer, root);
     }
 
@@ -297,13 +299,16 @@ public sealed class SimPki : IDisposable
 
     private static X500DistinguishedName AmdName(string cn)
     {
-        // AMD's DER order is OU, C, L, ST, O, CN (the builder encodes the last RDN added first).
+        // AMD's DER order is OU, C, L, ST, O, CN (the builder encodes the last RDN added first). O stays "Advanced
+        // Micro Devices" because verifiers recognise AMD certificates in a collateral folder by it, as the KDS serves
+        // them; a second OU says the certificate is simulated.
         var b = new X500DistinguishedNameBuilder();
         b.AddCommonName(cn);
-        b.AddOrganizationName(Organization);
+        b.AddOrganizationName("Advanced Micro Devices");
         b.AddStateOrProvinceName("CA");
         b.AddLocalityName("Santa Clara");
         b.AddCountryOrRegion("US");
+        b.AddOrganizationalUnitName(Organization);
         b.AddOrganizationalUnitName("Engineering");
         return b.Build();
     }
@@ -366,8 +371,8 @@ public sealed class SimPki : IDisposable
         req.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
         req.CertificateExtensions.Add(CertificateRevocationListBuilder.BuildCrlDistributionPointExtension([$"{BaseUrl}/vcek/v1/{p}/crl"]));
         var ark = new IssuedCertificate(req.Create(arkName, arkKey.SignatureGenerator(), NotBefore, NotAfter, seed.Serial("ark:" + p)), arkKey);
-        var ask = IssueAmdCa(seed, ark, "ask:" + p, "Simulated SEV-" + p, $"{BaseUrl}/vcek/v1/{p}/crl");
-        var asvk = IssueAmdCa(seed, ark, "asvk:" + p, "Simulated SEV-VLEK-" + p, $"{BaseUrl}/vlek/v1/{p}/crl");
+        var ask = IssueAmdCa(seed, ark, "ask:" + p, "SEV-" + p, $"{BaseUrl}/vcek/v1/{p}/crl");
+        var asvk = IssueAmdCa(seed, ark, "asvk:" + p, "SEV-VLEK-" + p, $"{BaseUrl}/vlek/v1/{p}/crl");
         return new AmdChain(product, ark, ask, asvk);
     }
 

@@ -66,9 +66,9 @@ public static class VendorExtensions
                 w.WriteObjectIdentifier(SgxExtensionOid + ".7");
                 using (w.PushSequence())
                 {
-                    BoolPair(w, ".7.1", false);
-                    BoolPair(w, ".7.2", false);
-                    BoolPair(w, ".7.3", true);
+                    BoolPair(w, ".7.1", p.DynamicPlatform);
+                    BoolPair(w, ".7.2", p.CachedKeys);
+                    BoolPair(w, ".7.3", p.SmtEnabled);
                 }
             }
         }

@@ -26,6 +26,13 @@ public sealed class TdxPlatform
 
     public byte[] PlatformInstanceId { get; set; } = Convert.FromHexString("5349D00000000000000000000000B0B0");
 
+    /// <summary>The PCK extension's Configuration: dynamicPlatform, cachedKeys, SMTEnabled.</summary>
+    public bool DynamicPlatform { get; set; } = true;
+
+    public bool CachedKeys { get; set; } = true;
+
+    public bool SmtEnabled { get; set; } = true;
+
     /// <summary>TEE_TCB_SVN: byte 0 module minor SVN, byte 1 module major version, byte 2 late microcode SVN.</summary>
     public byte[] TeeTcbSvn { get; set; } = Convert.FromHexString("05010300000000000000000000000000");
 
