@@ -37,7 +37,14 @@ internal static class SnpPem
         {
             if (rest[fields.Label].SequenceEqual(label))
             {
-                return Convert.FromBase64String(rest[fields.Base64Data].ToString());
+                try
+                {
+                    return Convert.FromBase64String(rest[fields.Base64Data].ToString());
+                }
+                catch (FormatException)
+                {
+                    return null;
+                }
             }
 
             rest = rest[fields.Location.End..];
@@ -74,7 +81,16 @@ internal static class SnpPem
         {
             if (rest[fields.Label].SequenceEqual("CERTIFICATE"))
             {
-                var der = Convert.FromBase64String(rest[fields.Base64Data].ToString());
+                byte[] der;
+                try
+                {
+                    der = Convert.FromBase64String(rest[fields.Base64Data].ToString());
+                }
+                catch (FormatException e)
+                {
+                    throw new CryptographicException("a CERTIFICATE block is not valid base64", e);
+                }
+
                 result.Add(X509CertificateLoader.LoadCertificate(der));
             }
 

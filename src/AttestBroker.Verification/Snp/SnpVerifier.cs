@@ -287,9 +287,14 @@ public sealed class SnpVerifier : IEvidenceVerifier
                 {
                     Fail(ReasonCodes.ProductMismatch, $"the {KeyName} is for {leafProduct} but the supplied chain is for {string.Join(", ", chainProducts)}");
                 }
+                else if (suppliedIntermediates.Count == 0)
+                {
+                    // Nothing supplied and no pinned intermediate issued it: the chain ends in an issuer nobody trusts.
+                    Fail(ReasonCodes.UntrustedRoot, $"the {KeyName}'s issuer ({ek.Issuer}) is neither supplied nor a pinned AMD {caName}");
+                }
                 else
                 {
-                    Fail(ReasonCodes.CertChainInvalid, $"the {KeyName}'s issuer ({ek.Issuer}) is not among the {(suppliedIntermediates.Count > 0 ? "supplied" : "known")} {caName} certificates");
+                    Fail(ReasonCodes.CertChainInvalid, $"the {KeyName}'s issuer ({ek.Issuer}) is not among the supplied {caName} certificates");
                 }
 
                 return;
@@ -433,8 +438,14 @@ public sealed class SnpVerifier : IEvidenceVerifier
                 return; // the guest asked for the chip id to be masked; nothing to compare
             }
 
+            if (ext.HwId is not { } hwIdMemory)
+            {
+                Fail(ReasonCodes.CertificateInvalid, $"the VCEK lacks the hwID extension ({AmdCertificateExtensions.HwIdOid})");
+                return;
+            }
+
             var chipId = report.ChipId.Span;
-            var hwId = ext.HwId!.Value.Span;
+            var hwId = hwIdMemory.Span;
             var matches = hwId.Length == chipId.Length
                 ? hwId.SequenceEqual(chipId)
                 : hwId.Length == 8 && chipId[..8].SequenceEqual(hwId) && !chipId[8..].ContainsAnyExcept((byte)0);

@@ -65,6 +65,32 @@ public sealed class Report_under_a_trusted_simulated_root_is_accepted_and_marked
     }
 
     [Test]
+    public void Vcek_of_an_untrusted_simulator_without_its_ask_is_rejected_with_untrusted_root()
+    {
+        var (cert, key) = Pki.Mint(MatchingSpec);
+        using (key)
+        {
+            var report = SnpVectors.Sign(Content, key);
+            var result = SnpVerifier.Verify(report, new SnpCollateral { EndorsementKey = cert }, new VerificationContext(SnpTestPki.At, TrustStore.Production));
+            Assert.That(result.HasReason(ReasonCodes.UntrustedRoot), Is.True);
+        }
+    }
+
+    [Test]
+    public void Vcek_without_hwid_is_rejected_with_certificate_invalid()
+    {
+        var result = VerifyWith(MatchingSpec with { HwId = null });
+        Assert.That(result.HasReason(ReasonCodes.CertificateInvalid), Is.True);
+    }
+
+    [Test]
+    public void Vcek_without_product_name_is_rejected_with_certificate_invalid()
+    {
+        var result = VerifyWith(MatchingSpec with { ProductName = null });
+        Assert.That(result.HasReason(ReasonCodes.CertificateInvalid), Is.True);
+    }
+
+    [Test]
     public void Serial_zero_vcek_is_accepted()
     {
         var result = VerifyWith(MatchingSpec with { Serial = [0x00] });
