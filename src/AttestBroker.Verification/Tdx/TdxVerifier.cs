@@ -497,6 +497,17 @@ public sealed class TdxVerifier : IEvidenceVerifier
             }
         }
 
+        // Signed, but by a certificate that does not chain to a pinned root (a look-alike signer)?
+        foreach (var c in candidates.Where(c => !chained.Exists(s => ReferenceEquals(s.Certificate, c))))
+        {
+            using var key = EcdsaCertificates.P256Key(c);
+            if (key is not null && P256.Verify(key, doc.SignedJson.Span, doc.Signature))
+            {
+                failure = (ReasonCodes.CollateralSignerUntrusted, $"signed by {EcdsaCertificates.Describe(c)}, which is not signed by a pinned Intel root");
+                return null;
+            }
+        }
+
         failure = (ReasonCodes.CollateralSignatureInvalid, doc.Signature.Length == 64
             ? $"the signature does not verify over the signed JSON with {EcdsaCertificates.Describe(inDate[0].Certificate)}"
             : "the signature is not 64 bytes of hex (r ‖ s)");
