@@ -1,0 +1,67 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+
+namespace AttestBroker.Verification;
+
+/// <summary>
+/// Remembers the results of pure, expensive verification steps (parsing a certificate chain or a CRL, checking a
+/// signature over immutable bytes) keyed by the SHA-256 of every byte they depend on, so that verifying the next
+/// quote from the same platform, against the same collateral, repeats only the per-quote work (the quote's own
+/// signatures). Nothing time-dependent is remembered: validity windows are checked on every verification. The
+/// memo is bounded: when full it is emptied and fills again from use.
+/// </summary>
+/// <typeparam name="T">What is remembered; must be immutable or safe to share between threads.</typeparam>
+public sealed class VerificationMemo<T>
+{
+    private readonly ConcurrentDictionary<Key, T> _entries = new();
+    private readonly int _capacity;
+
+    public VerificationMemo(int capacity = 4096)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        _capacity = capacity;
+    }
+
+    public int Count => _entries.Count;
+
+    /// <summary>The remembered value for these inputs, or the one <paramref name="compute"/> gives (then remembered).</summary>
+    public T GetOrAdd(ReadOnlySpan<byte> input, Func<T> compute) => GetOrAdd(input, [], compute);
+
+    /// <summary>The same, for a result that depends on two byte strings (a certificate and its issuer, a message and a key).</summary>
+    public T GetOrAdd(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second, Func<T> compute)
+    {
+        ArgumentNullException.ThrowIfNull(compute);
+        var key = Key.Of(first, second);
+        if (_entries.TryGetValue(key, out var hit))
+        {
+            return hit;
+        }
+
+        var value = compute();
+        if (_entries.Count >= _capacity)
+        {
+            _entries.Clear();
+        }
+
+        _entries[key] = value;
+        return value;
+    }
+
+    private readonly record struct Key(UInt128 High, UInt128 Low)
+    {
+        public static Key Of(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
+        {
+            using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            Span<byte> length = stackalloc byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(length, first.Length);
+            h.AppendData(length); // length-prefix the first part so (a, bc) and (ab, c) differ
+            h.AppendData(first);
+            h.AppendData(second);
+            Span<byte> digest = stackalloc byte[32];
+            h.GetHashAndReset(digest);
+            return new Key(
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest),
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest[16..]));
+        }
+    }
+}
