@@ -124,7 +124,7 @@ internal static class VerifyCommand
         return await verifiers.For(kind.Value).VerifyAsync(bytes, context, ct).ConfigureAwait(false);
     }
 
-    private static byte[] ReadEvidence(string file)
+    internal static byte[] ReadEvidence(string file)
     {
         var info = new FileInfo(file);
         if (!info.Exists)
@@ -172,7 +172,7 @@ internal static class VerifyCommand
 
     private static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = false };
 
-    private static DateTimeOffset ParseTime(string? value)
+    internal static DateTimeOffset ParseTime(string? value)
     {
         if (value is null)
         {
