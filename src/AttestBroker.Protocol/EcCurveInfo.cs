@@ -51,13 +51,6 @@ internal sealed class EcCurveInfo
         _ => null,
     };
 
-    public static EcCurveInfo? FromKeySize(int bits) => bits switch
-    {
-        256 => P256,
-        384 => P384,
-        _ => null,
-    };
-
     /// <summary>True when both coordinates are below p and y^2 = x^3 - 3x + b (mod p). Both curves have cofactor 1.</summary>
     public bool IsOnCurve(ReadOnlySpan<byte> x, ReadOnlySpan<byte> y)
     {

@@ -26,8 +26,7 @@ public static class JweDecryptor
     public static byte[] Decrypt(string compact, ECDiffieHellman privateKey, out string? keyId)
     {
         ArgumentNullException.ThrowIfNull(privateKey);
-        var curve = EcCurveInfo.FromKeySize(privateKey.KeySize)
-            ?? throw new ProtocolException(ProtocolError.RecipientKeyUnsupported, "recipient EC key is not P-256 or P-384");
+        var curve = RecipientCurve(privateKey);
         var parts = Split(compact);
         var h = ReadHeader(parts[0], JoseAlgorithms.EcdhEsA256Kw);
         keyId = h.Kid;
@@ -134,6 +133,19 @@ public static class JweDecryptor
         finally
         {
             Zero(cek);
+        }
+    }
+
+    private static EcCurveInfo RecipientCurve(ECDiffieHellman privateKey)
+    {
+        try
+        {
+            // By the curve's identity, not its size: brainpoolP256r1 is 256 bits too.
+            return Jwk.FromPublicKey(privateKey).CurveInfo!;
+        }
+        catch (ProtocolException)
+        {
+            throw new ProtocolException(ProtocolError.RecipientKeyUnsupported, "recipient EC key is not P-256 or P-384");
         }
     }
 

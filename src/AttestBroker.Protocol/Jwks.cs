@@ -105,7 +105,16 @@ public sealed class Jwks
             throw new ProtocolException(ProtocolError.TokenParametersInvalid, "token-signing key must be ECDSA P-256");
         }
 
-        var jwk = Jwk.FromPublicKey(key);
+        Jwk jwk;
+        try
+        {
+            jwk = Jwk.FromPublicKey(key);
+        }
+        catch (ProtocolException)
+        {
+            throw new ProtocolException(ProtocolError.TokenParametersInvalid, "token-signing key must be ECDSA P-256");
+        }
+
         if (jwk.CurveInfo != EcCurveInfo.P256)
         {
             throw new ProtocolException(ProtocolError.TokenParametersInvalid, "token-signing key must be ECDSA P-256");

@@ -144,6 +144,13 @@ public sealed class JweRoundTripTests
     }
 
     [Test]
+    public void Brainpool_p256_private_key_is_refused_with_recipient_key_unsupported()
+    {
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.brainpoolP256r1);
+        Assert.That(TestSupport.ErrorOf(() => JweDecryptor.Decrypt("a.b.c.d.e", pod)), Is.EqualTo(ProtocolError.RecipientKeyUnsupported));
+    }
+
+    [Test]
     public void Rsa_2048_private_key_is_refused_with_recipient_key_unsupported()
     {
         using var pod = RSA.Create(2048);

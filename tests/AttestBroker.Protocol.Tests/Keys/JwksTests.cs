@@ -90,6 +90,11 @@ public sealed class JwksTests
     public void Signing_key_that_is_not_p256_is_refused_with_token_parameters_invalid()
     {
         using var p384 = ECDsa.Create(ECCurve.NamedCurves.nistP384);
-        Assert.That(TestSupport.ErrorOf(() => Set.FromSigningKeys([p384])), Is.EqualTo(ProtocolError.TokenParametersInvalid));
+        using var brainpool = ECDsa.Create(ECCurve.NamedCurves.brainpoolP256r1);
+        Assert.Multiple(() =>
+        {
+            Assert.That(TestSupport.ErrorOf(() => Set.FromSigningKeys([p384])), Is.EqualTo(ProtocolError.TokenParametersInvalid));
+            Assert.That(TestSupport.ErrorOf(() => Set.FromSigningKeys([brainpool])), Is.EqualTo(ProtocolError.TokenParametersInvalid));
+        });
     }
 }
