@@ -76,6 +76,32 @@ public static partial class MemoryVolume
         return (kind, magic);
     }
 
+    /// <summary>Bytes available to us on the volume of the nearest existing ancestor of <paramref name="path"/>; -1 when unknown (ramfs reports 0 and is treated as unknown).</summary>
+    public static long AvailableBytes(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var dir = new DirectoryInfo(Path.GetFullPath(path));
+        while (dir is not null && !dir.Exists)
+        {
+            dir = dir.Parent;
+        }
+
+        if (dir is null)
+        {
+            return -1;
+        }
+
+        try
+        {
+            var drive = new DriveInfo(dir.FullName);
+            return drive.TotalSize == 0 ? -1 : drive.AvailableFreeSpace;
+        }
+        catch (Exception ex) when (ex is IOException or ArgumentException or UnauthorizedAccessException)
+        {
+            return -1;
+        }
+    }
+
     /// <summary>True for tmpfs and ramfs.</summary>
     public static bool IsMemoryBacked(string path) => Probe(path).Kind is VolumeKind.Tmpfs or VolumeKind.Ramfs;
 

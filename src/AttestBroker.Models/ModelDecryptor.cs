@@ -63,6 +63,14 @@ public static class ModelDecryptor
                 throw new ModelException(ModelError.KeyIdMismatch, $"model is encrypted under key id '{manifest.KeyId}', expected '{options.ExpectedKeyId}'");
             }
 
+            // Fail before decrypting anything when the volume cannot hold the model (no fallocate: on tmpfs it zeroes every page first).
+            var needed = manifest.Files.Sum(f => f.Size);
+            var available = MemoryVolume.AvailableBytes(root);
+            if (available >= 0 && available < needed)
+            {
+                throw new ModelException(ModelError.DestinationTooSmall, $"destination {root} has {available} bytes free, the model needs {needed}");
+            }
+
             var run = new Run(root, manifest, key, Math.Clamp(options.Workers, 1, 64));
             try
             {
@@ -153,7 +161,7 @@ public static class ModelDecryptor
 
                 var temp = Path.Combine(Path.GetDirectoryName(finalPath)!, "." + Path.GetFileName(finalPath) + "." + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)) + ".partial");
                 _pendingTemp = temp;
-                using (var output = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None, preallocationSize: entry.Size))
+                using (var output = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None))
                 {
                     await PumpAsync(file, reader, hash, output, entry.Path, cancellationToken).ConfigureAwait(false);
                 }

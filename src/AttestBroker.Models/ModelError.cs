@@ -69,6 +69,9 @@ public enum ModelError
     /// <summary>A destination file already exists, or a destination path component is a symbolic link.</summary>
     DestinationUnsafe,
 
+    /// <summary>The destination volume has less free space than the model's plaintext.</summary>
+    DestinationTooSmall,
+
     /// <summary>The source is unreachable or a file is missing from it.</summary>
     SourceUnavailable,
 
@@ -111,7 +114,7 @@ public sealed class ModelException : Exception
     /// <summary>True when the input was read but did not authenticate or verify (exit code 1); false for usage, I/O and destination problems (exit code 2).</summary>
     public bool IsVerificationFailure => Reason switch
     {
-        ModelError.DestinationNotMemoryBacked or ModelError.DestinationUnsafe or ModelError.SourceUnavailable
+        ModelError.DestinationNotMemoryBacked or ModelError.DestinationUnsafe or ModelError.DestinationTooSmall or ModelError.SourceUnavailable
             or ModelError.SourceInvalid or ModelError.ModelKeyInvalid or ModelError.PublisherKeyInvalid => false,
         _ => true,
     };

@@ -70,7 +70,7 @@ internal static class ModelCommands
             var stdout = parse.InvocationConfiguration.Output;
             try
             {
-                var key = LoadKey(parse.GetValue(keyFile), parse.GetValue(broker));
+                ValidateKeySource(parse.GetValue(keyFile), parse.GetValue(broker));
                 using var publisher = parse.GetValue(publisherKey) is { } pubPath ? ManifestSigning.LoadPublicKeyPem(ReadText(pubPath, "publisher key")) : null;
                 var location = parse.GetRequiredValue(source);
                 var isUrl = location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || location.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
@@ -90,6 +90,8 @@ internal static class ModelCommands
                     ExpectedKeyId = parse.GetValue(keyId),
                     Workers = Math.Max(1, parse.GetValue(workers)),
                 };
+                // Loaded last: DecryptAsync takes ownership and zeroes it whatever happens.
+                var key = LoadKey(parse.GetValue(keyFile), parse.GetValue(broker));
                 var result = await ModelDecryptor.DecryptAsync(modelSource, key, parse.GetRequiredValue(output), options, ct).ConfigureAwait(false);
                 await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"decrypted {result.Files} files ({result.PlaintextBytes} bytes) under key id '{result.KeyId}'; manifest signature {(result.SignatureChecked ? "verified" : "not checked")}")).ConfigureAwait(false);
                 return ExitCodes.Success;
@@ -194,6 +196,19 @@ internal static class ModelCommands
         }
 
         return (process, []);
+    }
+
+    private static void ValidateKeySource(string? keyFile, string? broker)
+    {
+        if (broker is not null)
+        {
+            throw new CliUsageException(BrokerNotAvailable);
+        }
+
+        if (keyFile is null)
+        {
+            throw new CliUsageException("give --key-file FILE (or --broker URL, not available in this build)");
+        }
     }
 
     private static ModelKey LoadKey(string? keyFile, string? broker)

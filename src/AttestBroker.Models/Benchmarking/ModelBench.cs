@@ -38,7 +38,17 @@ public sealed record ModelBenchReport(
     TimeSpan? Age,
     double AesGcmSingleCoreBytesPerSecond,
     double Sha256SingleCoreBytesPerSecond,
-    long OursPeakRssBytes);
+    long OursPeakRssBytes)
+{
+    /// <summary>Least user + system CPU time of our decrypt over the runs.</summary>
+    public TimeSpan OursCpu { get; init; }
+
+    /// <summary>Least CPU time of cat.</summary>
+    public TimeSpan CatCpu { get; init; }
+
+    /// <summary>Least CPU time of age -d, when age ran.</summary>
+    public TimeSpan? AgeCpu { get; init; }
+}
 
 /// <summary>
 /// Creates a plaintext model, encrypts it with this format and with age, then times (best of N) decrypting it into a
@@ -89,7 +99,7 @@ public static partial class ModelBench
             using var key = ModelKey.Generate();
             sw.Restart();
             await ModelEncryptor.EncryptDirectoryAsync(plainDir, encDir, key, "bench", null, ModelFileHeader.DefaultSegmentSize, cancellationToken).ConfigureAwait(false);
-            log(string.Create(CultureInfo.InvariantCulture, $"encrypted (MENC v1, 4 MiB segments, one thread) in {sw.Elapsed.TotalSeconds:F2} s"));
+            log(string.Create(CultureInfo.InvariantCulture, $"encrypted (MENC v1, {ModelFileHeader.DefaultSegmentSize >> 20} MiB segments, one thread) in {sw.Elapsed.TotalSeconds:F2} s"));
 
             var keyBytes = key.Span.ToArray();
             try
@@ -104,7 +114,7 @@ public static partial class ModelBench
                     throw new ModelException(ModelError.SourceInvalid, "our decrypt failed in the benchmark: " + warm.Stderr.Trim());
                 }
 
-                var peakRss = ChildrenPeakRssBytes();
+                var peakRss = ChildrenUsage().PeakRssBytes;
 
                 byte[]? identity = null;
                 if (ageAvailable)
@@ -128,14 +138,19 @@ public static partial class ModelBench
                 }
 
                 var best = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
-                void Record(string name, TimeSpan t) => best[name] = best.TryGetValue(name, out var b) && b <= t ? b : t;
+                var bestCpu = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
+                void Record(string name, ChildResult r)
+                {
+                    best[name] = best.TryGetValue(name, out var b) && b <= r.Elapsed ? b : r.Elapsed;
+                    bestCpu[name] = bestCpu.TryGetValue(name, out var c) && c <= r.Cpu ? c : r.Cpu;
+                }
                 for (var run = 1; run <= options.Runs; run++)
                 {
                     var catOut = Path.Combine(memRoot, "out-cat.bin");
                     var cat = await RunChildAsync("/bin/sh", ["-c", "exec cat \"$1\" > \"$2\"", "sh", plainFile, catOut], null, cancellationToken).ConfigureAwait(false);
                     File.Delete(catOut);
                     Check(cat, "cat");
-                    Record("cat", cat.Elapsed);
+                    Record("cat", cat);
 
                     if (identity is not null)
                     {
@@ -143,14 +158,14 @@ public static partial class ModelBench
                         var age = await RunChildAsync("age", ["-d", "-i", "-", "-o", ageOut, ageFile], identity, cancellationToken).ConfigureAwait(false);
                         File.Delete(ageOut);
                         Check(age, "age -d");
-                        Record("age", age.Elapsed);
+                        Record("age", age);
                     }
 
                     var ours = await RunChildAsync(options.SelfExecutable, oursArgs, keyBytes, cancellationToken).ConfigureAwait(false);
                     DeleteDirectory(oursOut);
                     Check(ours, "attestbroker model decrypt");
-                    Record("ours", ours.Elapsed);
-                    log(string.Create(CultureInfo.InvariantCulture, $"run {run}: cat {cat.Elapsed.TotalSeconds:F3} s, ours {ours.Elapsed.TotalSeconds:F3} s{(best.ContainsKey("age") ? $", age -d {best["age"].TotalSeconds:F3} s (best so far)" : string.Empty)}"));
+                    Record("ours", ours);
+                    log(string.Create(CultureInfo.InvariantCulture, $"run {run}: cat {cat.Elapsed.TotalSeconds:F3} s (cpu {cat.Cpu.TotalSeconds:F3}), ours {ours.Elapsed.TotalSeconds:F3} s (cpu {ours.Cpu.TotalSeconds:F3}){(best.ContainsKey("age") ? $", age -d best {best["age"].TotalSeconds:F3} s (cpu {bestCpu["age"].TotalSeconds:F3})" : string.Empty)}; load average {LoadAverage()}"));
                 }
 
                 if (identity is not null)
@@ -160,7 +175,12 @@ public static partial class ModelBench
 
                 var aes = AesGcmSingleCoreRate();
                 var sha = Sha256SingleCoreRate();
-                var report = new ModelBenchReport(true, options.Size, best["ours"], best["cat"], best.TryGetValue("age", out var a) ? a : null, aes, sha, peakRss);
+                var report = new ModelBenchReport(true, options.Size, best["ours"], best["cat"], best.TryGetValue("age", out var a) ? a : null, aes, sha, peakRss)
+                {
+                    OursCpu = bestCpu["ours"],
+                    CatCpu = bestCpu["cat"],
+                    AgeCpu = bestCpu.TryGetValue("age", out var ac) ? ac : null,
+                };
                 Print(report, log);
                 var ok = report.Ours.TotalSeconds <= 1.15 * report.Cat.TotalSeconds
                     && (report.Age is null || report.Age.Value.TotalSeconds >= 2 * report.Ours.TotalSeconds)
@@ -208,6 +228,7 @@ public static partial class ModelBench
 
     private delegate void ChunkAction();
 
+    /// <summary>Bytes per second of CPU time of this thread (getrusage RUSAGE_THREAD), so other load on the machine does not skew it; wall time where that is unavailable.</summary>
     private static double Measure(TimeSpan? duration, ChunkAction action)
     {
         var limit = duration ?? TimeSpan.FromSeconds(1);
@@ -217,15 +238,41 @@ public static partial class ModelBench
         }
 
         long bytes = 0;
+        var cpuStart = ThreadCpu();
         var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < limit)
+        while (sw.Elapsed < limit || bytes < 64L * ChunkSize)
         {
             action();
             bytes += ChunkSize;
         }
 
-        return bytes / sw.Elapsed.TotalSeconds;
+        var cpu = ThreadCpu() - cpuStart;
+        return bytes / (cpu > TimeSpan.Zero ? cpu : sw.Elapsed).TotalSeconds;
     }
+
+    private static TimeSpan ThreadCpu()
+    {
+        if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess)
+        {
+            return TimeSpan.Zero;
+        }
+
+        const int RusageThread = 1;
+        Span<byte> buffer = stackalloc byte[256];
+        int rc;
+        unsafe
+        {
+            fixed (byte* p = buffer)
+            {
+                rc = GetRUsage(RusageThread, p);
+            }
+        }
+
+        return rc == 0 ? Timeval(buffer) + Timeval(buffer[16..]) : TimeSpan.Zero;
+    }
+
+    private static TimeSpan Timeval(ReadOnlySpan<byte> b)
+        => TimeSpan.FromSeconds(BinaryPrimitives.ReadInt64LittleEndian(b)) + TimeSpan.FromMicroseconds(BinaryPrimitives.ReadInt64LittleEndian(b[8..]));
 
     private static void Print(ModelBenchReport r, Action<string> log)
     {
@@ -233,16 +280,16 @@ public static partial class ModelBench
         string Rate(double bytesPerSecond) => (bytesPerSecond / (1 << 30)).ToString("F2", CultureInfo.InvariantCulture) + " GiB/s";
         double PerSecond(TimeSpan t) => r.Size / t.TotalSeconds;
         var oneCore = TimeSpan.FromSeconds(r.Size / r.AesGcmSingleCoreBytesPerSecond);
-        log("results (best of runs):");
-        log($"  cat plaintext -> tmpfs        {S(r.Cat),10}  {Rate(PerSecond(r.Cat))}");
+        log("results (best of runs; wall time, rate, CPU time user+sys):");
+        log($"  cat plaintext -> tmpfs        {S(r.Cat),10}  {Rate(PerSecond(r.Cat))}  cpu {S(r.CatCpu)}");
         if (r.Age is { } age)
         {
-            log($"  age -d -> tmpfs               {S(age),10}  {Rate(PerSecond(age))}");
+            log($"  age -d -> tmpfs               {S(age),10}  {Rate(PerSecond(age))}  cpu {S(r.AgeCpu ?? TimeSpan.Zero)}");
         }
 
-        log($"  attestbroker model decrypt    {S(r.Ours),10}  {Rate(PerSecond(r.Ours))}  (child process, includes start-up)");
-        log($"  AES-256-GCM, one core         {S(oneCore),10}  {Rate(r.AesGcmSingleCoreBytesPerSecond)}  (in-process loop, 4 MiB buffers)");
-        log($"  SHA-256, one core                         {Rate(r.Sha256SingleCoreBytesPerSecond)}");
+        log($"  attestbroker model decrypt    {S(r.Ours),10}  {Rate(PerSecond(r.Ours))}  cpu {S(r.OursCpu)}  (child process, includes start-up)");
+        log($"  AES-256-GCM, one core         {S(oneCore),10}  {Rate(r.AesGcmSingleCoreBytesPerSecond)}  (in-process loop, 4 MiB buffers, per second of CPU time)");
+        log($"  SHA-256, one core             {S(TimeSpan.FromSeconds(r.Size / r.Sha256SingleCoreBytesPerSecond)),10}  {Rate(r.Sha256SingleCoreBytesPerSecond)}  (per second of CPU time)");
         log(string.Create(CultureInfo.InvariantCulture, $"  ours / cat  = {r.Ours.TotalSeconds / r.Cat.TotalSeconds:F2}  (target <= 1.15)"));
         if (r.Age is { } a)
         {
@@ -276,7 +323,7 @@ public static partial class ModelBench
         }
     }
 
-    private sealed record ChildResult(int ExitCode, TimeSpan Elapsed, string Stdout, string Stderr);
+    private sealed record ChildResult(int ExitCode, TimeSpan Elapsed, TimeSpan Cpu, string Stdout, string Stderr);
 
     private static async Task<ChildResult> RunChildAsync(string fileName, IReadOnlyList<string> arguments, byte[]? stdin, CancellationToken cancellationToken)
     {
@@ -292,6 +339,7 @@ public static partial class ModelBench
             info.ArgumentList.Add(a);
         }
 
+        var cpuBefore = ChildrenUsage().Cpu;
         var sw = Stopwatch.StartNew();
         using var process = Process.Start(info) ?? throw new ModelException(ModelError.SourceUnavailable, $"cannot start {fileName}");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
@@ -304,7 +352,20 @@ public static partial class ModelBench
         process.StandardInput.Close();
         await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
         var elapsed = sw.Elapsed;
-        return new ChildResult(process.ExitCode, elapsed, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+        var cpu = ChildrenUsage().Cpu - cpuBefore;
+        return new ChildResult(process.ExitCode, elapsed, cpu, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+    }
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+        }
+        catch (IOException)
+        {
+            return "n/a";
+        }
     }
 
     private static string? FindOnPath(string name)
@@ -338,15 +399,20 @@ public static partial class ModelBench
         }
     }
 
-    /// <summary>Largest resident set of any waited-for child so far (getrusage RUSAGE_CHILDREN ru_maxrss, KiB on Linux).</summary>
-    private static long ChildrenPeakRssBytes()
+    /// <summary>
+    /// getrusage(RUSAGE_CHILDREN): the largest resident set of any waited-for child so far (ru_maxrss, KiB on Linux) and
+    /// the user + system CPU time of all of them.
+    /// </summary>
+    private static (long PeakRssBytes, TimeSpan Cpu) ChildrenUsage()
     {
         if (!OperatingSystem.IsLinux() || !Environment.Is64BitProcess)
         {
-            return -1;
+            return (-1, TimeSpan.Zero);
         }
 
-        // struct rusage: two 16-byte timevals, then long ru_maxrss at offset 32.
+        // struct rusage on 64-bit Linux: ru_utime and ru_stime (struct timeval: 8-byte seconds, 8-byte microseconds), then long ru_maxrss.
+        const int UserTimeOffset = 0;
+        const int SystemTimeOffset = 16;
         const int MaxRssOffset = 32;
         Span<byte> buffer = stackalloc byte[256];
         int rc;
@@ -358,7 +424,12 @@ public static partial class ModelBench
             }
         }
 
-        return rc == 0 ? BinaryPrimitives.ReadInt64LittleEndian(buffer[MaxRssOffset..]) * 1024 : -1;
+        if (rc != 0)
+        {
+            return (-1, TimeSpan.Zero);
+        }
+
+        return (BinaryPrimitives.ReadInt64LittleEndian(buffer[MaxRssOffset..]) * 1024, Timeval(buffer[UserTimeOffset..]) + Timeval(buffer[SystemTimeOffset..]));
     }
 
     [LibraryImport("libc", EntryPoint = "getrusage", SetLastError = true)]
