@@ -92,27 +92,33 @@ public sealed class ModelKey : IDisposable
         }
     }
 
-    /// <summary>Reads a key file ("-" reads standard input). The file content buffer is zeroed afterwards.</summary>
+    /// <summary>Reads a key file. The file content buffer is zeroed afterwards.</summary>
     public static ModelKey FromKeyFile(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
-        byte[] content;
         try
         {
-            if (path == "-")
-            {
-                using var stdin = Console.OpenStandardInput();
-                content = ReadBounded(stdin);
-            }
-            else
-            {
-                using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None);
-                content = ReadBounded(stream);
-            }
+            using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.None);
+            return FromStream(stream, path);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             throw new ModelException(ModelError.ModelKeyInvalid, $"cannot read key file {path}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Reads key-file content from a stream (e.g. standard input, or a pipe from a secret store); at most 256 bytes.</summary>
+    public static ModelKey FromStream(Stream stream, string name = "key stream")
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        byte[] content;
+        try
+        {
+            content = ReadBounded(stream);
+        }
+        catch (IOException ex)
+        {
+            throw new ModelException(ModelError.ModelKeyInvalid, $"cannot read {name}: {ex.Message}", ex);
         }
 
         try

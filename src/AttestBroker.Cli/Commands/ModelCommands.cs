@@ -223,6 +223,12 @@ internal static class ModelCommands
             throw new CliUsageException("give --key-file FILE (or --broker URL, not available in this build)");
         }
 
+        if (keyFile == "-")
+        {
+            using var stdin = Console.OpenStandardInput();
+            return ModelKey.FromStream(stdin, "standard input");
+        }
+
         return ModelKey.FromKeyFile(keyFile);
     }
 
