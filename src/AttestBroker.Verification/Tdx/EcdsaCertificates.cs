@@ -14,14 +14,33 @@ internal static class EcdsaCertificates
     private const string EcdsaWithSha256Oid = "1.2.840.10045.4.3.2";
     private const string P256CurveOid = "1.2.840.10045.3.1.7";
 
-    /// <summary>All certificates in PEM text (CERTIFICATE blocks), in order. Throws <see cref="FormatException"/> when a block is not a certificate.</summary>
-    public static List<X509Certificate2> ParsePemCertificates(string pem)
+    /// <summary>
+    /// All certificates in PEM text (CERTIFICATE blocks), in order. Throws <see cref="FormatException"/> when a block
+    /// is not a certificate. When <paramref name="strict"/>, the text must consist of CERTIFICATE blocks and whitespace
+    /// only: anything else (a damaged block that would otherwise be skipped) is an error.
+    /// </summary>
+    public static List<X509Certificate2> ParsePemCertificates(string pem, bool strict = false)
     {
         var result = new List<X509Certificate2>();
         var rest = pem.AsSpan();
-        while (PemEncoding.TryFind(rest, out var fields))
+        while (true)
         {
+            if (!PemEncoding.TryFind(rest, out var fields))
+            {
+                if (strict && !rest.IsWhiteSpace())
+                {
+                    throw new FormatException("the PEM text holds something other than certificates (a damaged block?)");
+                }
+
+                break;
+            }
+
             var label = rest[fields.Label];
+            if (strict && (!rest[..fields.Location.Start].IsWhiteSpace() || !label.SequenceEqual("CERTIFICATE")))
+            {
+                throw new FormatException("the PEM text holds something other than certificates (a damaged block?)");
+            }
+
             if (label.SequenceEqual("CERTIFICATE"))
             {
                 byte[] der;

@@ -129,7 +129,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
         List<X509Certificate2> certs;
         try
         {
-            certs = EcdsaCertificates.ParsePemCertificates(quote.PckCertChainPem);
+            certs = EcdsaCertificates.ParsePemCertificates(quote.PckCertChainPem, strict: true);
         }
         catch (FormatException ex)
         {
@@ -137,9 +137,10 @@ public sealed class TdxVerifier : IEvidenceVerifier
             return null;
         }
 
-        if (certs.Count is < 2 or > 3)
+        // Certification data type 5 is the whole chain: PCK certificate, PCK Platform/Processor CA, root.
+        if (certs.Count != 3)
         {
-            run.Fail(ReasonCodes.CertChainInvalid, $"the quote carries {certs.Count} certificates; expected the PCK certificate, its CA and optionally the root");
+            run.Fail(ReasonCodes.CertChainInvalid, $"the quote carries {certs.Count} certificates; expected 3 (PCK certificate, its CA, the root)");
             return null;
         }
 
@@ -148,27 +149,12 @@ public sealed class TdxVerifier : IEvidenceVerifier
         var at = run.Context.At;
         var trust = run.Context.Trust;
 
-        TrustAnchor? anchor;
-        X509Certificate2 root;
-        if (certs.Count == 3)
+        var root = certs[2];
+        var anchor = trust.FindAnchor(root);
+        if (anchor is null || anchor.Vendor != TrustVendor.Intel)
         {
-            root = certs[2];
-            anchor = trust.FindAnchor(root);
-            if (anchor is null || anchor.Vendor != TrustVendor.Intel)
-            {
-                run.Fail(ReasonCodes.UntrustedRoot, $"the PCK chain ends in {EcdsaCertificates.Describe(root)}, which is not a pinned Intel root (pinning is by exact certificate, not by name)");
-                anchor = null;
-            }
-        }
-        else
-        {
-            anchor = trust.AnchorsIssuing(ca, TrustVendor.Intel).FirstOrDefault(a => EcdsaCertificates.IsSignedBy(ca, a.Certificate));
-            if (anchor is null)
-            {
-                run.Fail(ReasonCodes.UntrustedRoot, $"no pinned Intel root issued {EcdsaCertificates.Describe(ca)}");
-            }
-
-            root = anchor?.Certificate ?? ca;
+            run.Fail(ReasonCodes.UntrustedRoot, $"the PCK chain ends in {EcdsaCertificates.Describe(root)}, which is not a pinned Intel root (pinning is by exact certificate, not by name)");
+            anchor = null;
         }
 
         if (anchor is { Simulated: true })

@@ -27,27 +27,28 @@ public sealed class Chain_under_a_look_alike_intel_root_is_rejected_with_untrust
     }
 
     [Test]
-    public void Two_certificate_chain_without_root_is_completed_only_from_pinned_roots()
-    {
-        using var pki = LookAlikePki.For(Vectors.Read(Gt2));
-        var q = Evidence.Tdx.TdxQuote.Parse(pki.Quote);
-        var pem = q.PckCertChainPem;
-        var twoCerts = pem[..(pem.LastIndexOf("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))];
-        var quote = QuoteRewriter.Replace(pki.Quote, q.QeReportSignature.ToArray(), twoCerts);
-        var r = TdxVectors.Verify(quote, Gt2At, CollateralFrom(DcapQvlJson), skipCrl: true);
-        Assert.That(Codes(r), Does.Contain(ReasonCodes.UntrustedRoot), Describe(r));
-    }
-
-    [Test]
-    public void The_real_chain_without_its_root_is_completed_from_the_pinned_intel_root_and_accepted()
+    public void The_real_chain_without_its_root_is_rejected_with_cert_chain_invalid()
     {
         var original = Vectors.Read(Gt2);
         var q = Evidence.Tdx.TdxQuote.Parse(original);
         var pem = q.PckCertChainPem;
-        var twoCerts = pem[..(pem.LastIndexOf("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))];
+        var twoCerts = pem[..pem.LastIndexOf("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal)];
         var quote = QuoteRewriter.Replace(original, q.QeReportSignature.ToArray(), twoCerts);
         var r = TdxVectors.Verify(quote, Gt2At, CollateralFrom(DcapQvlJson));
-        Assert.That(r.IsAccepted, Is.True, Describe(r));
+        Assert.That(Codes(r), Is.EqualTo(new[] { ReasonCodes.CertChainInvalid }), Describe(r));
+    }
+
+    [Test]
+    public void A_damaged_root_block_is_not_skipped_but_rejected_as_an_invalid_certificate()
+    {
+        var original = Vectors.Read(Gt2);
+        var q = Evidence.Tdx.TdxQuote.Parse(original);
+        var pem = q.PckCertChainPem;
+        var at = pem.LastIndexOf("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal) + 40;
+        var damaged = pem[..at] + "\u0006" + pem[(at + 1)..];
+        var quote = QuoteRewriter.Replace(original, q.QeReportSignature.ToArray(), damaged);
+        var r = TdxVectors.Verify(quote, Gt2At, CollateralFrom(DcapQvlJson));
+        Assert.That(Codes(r), Is.EqualTo(new[] { ReasonCodes.CertificateInvalid }), Describe(r));
     }
 }
 
