@@ -15,7 +15,7 @@ public static class SnpCertificateSource
     /// rather than during verification.
     /// </summary>
     /// <param name="collateralPaths">Files or folders (read recursively); AMD certificates (with AMD extensions, or issued to/by
-    /// Advanced Micro Devices) and AMD CRLs are recognised by content, anything else is ignored.</param>
+    /// Advanced Micro Devices), AMD CRLs and host certificate tables (auxblob) are recognised by content, anything else is ignored.</param>
     /// <param name="vcekFile">DER or PEM VCEK/VLEK; a PEM with several certificates is the VCEK/VLEK first, then its chain.</param>
     /// <param name="caChainFile">PEM or DER ASK+ARK or ASVK+ARK.</param>
     public static ISnpCertificateProvider FromPaths(IEnumerable<string> collateralPaths, string? vcekFile, string? caChainFile)
@@ -139,10 +139,53 @@ public static class SnpCertificateSource
             return;
         }
 
+        if (SnpCertificateTable.StartsWithKnownEntry(data))
+        {
+            ClassifyTable(data, candidates, chain);
+            return;
+        }
+
         var crl = AmdCrl.TryParse(data);
         if (crl is not null && (IsAmdName(new X500DistinguishedName(crl.Issuer)) || crl.Parts.AlgorithmOid == AmdRsaPss.RsassaPssOid))
         {
             crls.Add(SnpPem.TryUnwrap(data, "X509 CRL") ?? data);
+        }
+    }
+
+    /// <summary>A host certificate table (extended report / configfs auxblob): VCEK/VLEK are candidates, ASK/ASVK/ARK join the chain.</summary>
+    private static void ClassifyTable(byte[] data, List<X509Certificate2> candidates, List<X509Certificate2> chain)
+    {
+        IReadOnlyList<SnpCertificateTableEntry> entries;
+        try
+        {
+            entries = SnpCertificateTable.Parse(data);
+        }
+        catch (Evidence.EvidenceFormatException)
+        {
+            return; // not a well-formed table: ignored like any unrecognised file
+        }
+
+        foreach (var entry in entries)
+        {
+            X509Certificate2 cert;
+            try
+            {
+                cert = X509CertificateLoader.LoadCertificate(entry.Data.Span);
+            }
+            catch (CryptographicException)
+            {
+                continue;
+            }
+
+            switch (entry.Kind)
+            {
+                case SnpCertificateKind.Vcek or SnpCertificateKind.Vlek:
+                    candidates.Add(cert);
+                    break;
+                case SnpCertificateKind.Ask or SnpCertificateKind.Ark:
+                    chain.Add(cert);
+                    break;
+            }
         }
     }
 

@@ -84,6 +84,45 @@ public sealed class Collateral_folders_are_recognised_by_content
     }
 
     [Test]
+    public void A_host_certificate_table_auxblob_in_a_folder_verifies_sg1()
+    {
+        var dir = Directory.CreateTempSubdirectory("ab-snp-aux-");
+        try
+        {
+            var chain = SnpVectors.ReadChain(SnpVectors.MilanChain);
+            byte[][] items = [SnpVectors.ReadVcek().RawData, chain[0].RawData, chain[1].RawData];
+            Guid[] guids = [SnpCertificateTable.VcekGuid, SnpCertificateTable.AskGuid, SnpCertificateTable.ArkGuid];
+            var tableSize = (items.Length + 1) * SnpCertificateTable.EntrySize;
+            var buffer = new byte[tableSize + items.Sum(i => i.Length)];
+            var offset = tableSize;
+            for (var i = 0; i < items.Length; i++)
+            {
+                var e = buffer.AsSpan(i * SnpCertificateTable.EntrySize);
+                guids[i].TryWriteBytes(e[..16], bigEndian: true, out _);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(e[16..], (uint)offset);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(e[20..], (uint)items[i].Length);
+                items[i].CopyTo(buffer, offset);
+                offset += items[i].Length;
+            }
+
+            File.WriteAllBytes(Path.Combine(dir.FullName, "auxblob"), buffer);
+            var provider = SnpCertificateSource.FromPaths([dir.FullName], null, null);
+            var collateral = provider.GetCollateralAsync(SnpReport.Parse(SnpVectors.ReadReport())).GetAwaiter().GetResult();
+            var result = SnpVerifier.Verify(SnpVectors.ReadReport(), collateral, SnpVectors.Sg1Context);
+            Assert.Multiple(() =>
+            {
+                Assert.That(collateral.EndorsementKey, Is.Not.Null);
+                Assert.That(collateral.Chain, Has.Count.EqualTo(2));
+                Assert.That(result.Reasons, Is.Empty);
+            });
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Test]
     public void Vcek_and_ca_chain_options_verify_sg1()
     {
         var provider = SnpCertificateSource.FromPaths([], Vectors.Path(SnpVectors.Vcek), Vectors.Path(SnpVectors.MilanChain));
