@@ -276,6 +276,70 @@ public sealed class Kds_provider_fetches_the_vcek_chain_and_crl
         }
     }
 
+    [Test]
+    public void Turin_v3_report_fetches_the_vcek_by_8_byte_hwid_with_fmc()
+    {
+        var pki = SnpTestPki.Shared("Turin");
+        var content = SnpVectors.AsV3(SnpVectors.ReadReport(), 0x1A, 0x02);
+        byte[] tcb = [1, 2, 3, 4, 0, 0, 0, 5];
+        tcb.CopyTo(content, 0x180);
+        content.AsSpan(0x1A0 + 8, 56).Clear();
+        var (cert, key) = pki.Mint(new EndorsementSpec { ProductName = "Turin-C1", Fmc = 1, Bl = 2, Tee = 3, Snp = 4, Ucode = 5, HwId = content.AsSpan(0x1A0, 8).ToArray() });
+        byte[] signed;
+        using (key)
+        {
+            signed = SnpVectors.Sign(content, key);
+        }
+
+        var (provider, kds, client) = Make();
+        using (client)
+        {
+            var hwid8 = Convert.ToHexStringLower(content.AsSpan(0x1A0, 8));
+            kds.Serve($"/kds/vcek/v1/Turin/{hwid8}?fmcSPL=1&blSPL=2&teeSPL=3&snpSPL=4&ucodeSPL=5", cert.RawData);
+            kds.Serve("/kds/vcek/v1/Turin/cert_chain", System.Text.Encoding.ASCII.GetBytes(pki.IntermediatePublic.ExportCertificatePem() + "\n" + pki.ArkPublic.ExportCertificatePem()));
+            kds.Serve("/kds/vcek/v1/Turin/crl", pki.Crl([], SnpTestPki.At.AddDays(-1), SnpTestPki.At.AddDays(30)));
+            var result = new SnpVerifier(provider).VerifyAsync(signed, pki.Context).GetAwaiter().GetResult();
+            Assert.Multiple(() =>
+            {
+                Assert.That(result.Reasons, Is.Empty);
+                Assert.That(result.CrlChecked, Is.True);
+                Assert.That(kds.Requested, Has.Count.EqualTo(3));
+            });
+        }
+    }
+
+    [Test]
+    public void Vlek_report_asks_for_the_vlek_chain_and_never_for_a_vcek()
+    {
+        var pki = SnpTestPki.Shared(vlek: true);
+        var content = SnpVectors.ReadReport();
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(content.AsSpan(0x48), 1u << 2);
+        var (cert, key) = pki.Mint(new EndorsementSpec { CspId = "test-csp" });
+        byte[] signed;
+        using (key)
+        {
+            signed = SnpVectors.Sign(content, key);
+        }
+
+        var local = new FixedProvider(new SnpCollateral { EndorsementKey = cert });
+        var (provider, kds, client) = Make(local);
+        using (client)
+        {
+            kds.Serve("/kds/vlek/v1/Milan/cert_chain", System.Text.Encoding.ASCII.GetBytes(pki.IntermediatePublic.ExportCertificatePem() + "\n" + pki.ArkPublic.ExportCertificatePem()));
+            var result = new SnpVerifier(provider).VerifyAsync(signed, pki.Context).GetAwaiter().GetResult();
+            Assert.Multiple(() =>
+            {
+                Assert.That(result.Reasons, Is.Empty);
+                Assert.That(kds.Requested, Is.EquivalentTo(new[] { "/kds/vlek/v1/Milan/cert_chain", "/kds/vlek/v1/Milan/crl" }));
+            });
+        }
+    }
+
+    private sealed class FixedProvider(SnpCollateral collateral) : ISnpCertificateProvider
+    {
+        public Task<SnpCollateral> GetCollateralAsync(SnpReport report, CancellationToken cancellationToken = default) => Task.FromResult(collateral);
+    }
+
     private sealed class FakeKds : HttpMessageHandler
     {
         private readonly Dictionary<string, byte[]> _content = new(StringComparer.Ordinal);
