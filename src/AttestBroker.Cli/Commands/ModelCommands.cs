@@ -47,7 +47,9 @@ internal static class ModelCommands
             }
             catch (ModelException ex)
             {
-                return await ReportAsync(error, ex).ConfigureAwait(false);
+                // Encrypting authenticates nothing: every refusal is about the arguments or the input files.
+                await error.WriteLineAsync($"error: {ex.Message} [{ex.Reason}]").ConfigureAwait(false);
+                return ExitCodes.Usage;
             }
         });
         return command;
