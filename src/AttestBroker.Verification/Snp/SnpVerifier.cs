@@ -89,7 +89,7 @@ public sealed class SnpVerifier : IEvidenceVerifier
         {
             run.Execute();
         }
-        catch (Exception e) when (e is CryptographicException or FormatException or ArgumentException or InvalidOperationException)
+        catch (Exception e) when (e is CryptographicException or FormatException or ArgumentException or InvalidOperationException or NotSupportedException or OverflowException)
         {
             // Defence in depth: an unexpected failure inside a check must reject, never escape.
             run.Reasons.Add(new(ReasonCodes.CertificateInvalid, "verification could not be completed: " + e.Message));

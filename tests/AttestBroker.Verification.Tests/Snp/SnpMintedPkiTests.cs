@@ -381,6 +381,19 @@ public sealed class Amd_crl_is_checked_when_supplied : MintedMilanFixture
     }
 
     [Test]
+    public void Pem_wrapped_crl_is_checked_too()
+    {
+        var der = Pki.Crl([[0x42]], ThisUpdate, NextUpdate);
+        var pem = System.Text.Encoding.ASCII.GetBytes(new string(System.Security.Cryptography.PemEncoding.Write("X509 CRL", der)));
+        var result = VerifyWith(MatchingSpec, null, pem);
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Reasons, Is.Empty);
+            Assert.That(result.CrlChecked, Is.True);
+        });
+    }
+
+    [Test]
     public void Crl_listing_the_ask_is_rejected_with_certificate_revoked()
     {
         var crl = Pki.Crl([Pki.Intermediate.SerialNumberBytes.ToArray()], ThisUpdate, NextUpdate);
