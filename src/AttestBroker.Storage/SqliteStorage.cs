@@ -1,0 +1,99 @@
+using System.Data.Common;
+using AttestBroker.Storage.Migrations;
+using Microsoft.Data.Sqlite;
+
+namespace AttestBroker.Storage;
+
+/// <summary>
+/// The embedded default: one SQLite file in WAL mode. Writers that must be serialised (audit appends, policy
+/// versions, migrations) use BEGIN IMMEDIATE, which takes the database write lock for the whole transaction, so
+/// several processes on the same file stay consistent.
+/// </summary>
+public sealed class SqliteStorage : SqlStorage
+{
+    private readonly string _connectionString;
+
+    /// <summary>Opens (creating with mode 0600 if absent) the database file at <paramref name="databasePath"/>.</summary>
+    public SqliteStorage(string databasePath, TimeProvider? time = null)
+        : base(time)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(databasePath);
+        CreateOwnerOnly(databasePath);
+        _connectionString = new SqliteConnectionStringBuilder
+        {
+            DataSource = databasePath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = true,
+            DefaultTimeout = 30,
+        }.ToString();
+    }
+
+    public override string Provider => "sqlite";
+
+    internal override IReadOnlyList<Migration> Migrations => SqliteMigrations.All;
+
+    internal override string SchemaVersionExistsSql => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'";
+
+    internal override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        var c = new SqliteConnection(_connectionString);
+        try
+        {
+            await c.OpenAsync(cancellationToken).ConfigureAwait(false);
+            await ExecAsync(c, null, "PRAGMA busy_timeout = 30000", cancellationToken).ConfigureAwait(false);
+            return c;
+        }
+        catch
+        {
+            await c.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    internal override Task<DbTransaction> BeginWriteAsync(DbConnection connection, WriteLock writeLock, CancellationToken cancellationToken)
+    {
+        // deferred: false issues BEGIN IMMEDIATE: the write lock is held from the start, so the read of the chain
+        // head and the insert after it cannot interleave with another writer.
+        DbTransaction tx = ((SqliteConnection)connection).BeginTransaction(deferred: false);
+        return Task.FromResult(tx);
+    }
+
+    internal override bool IsUniqueViolation(DbException exception) =>
+        exception is SqliteException { SqliteErrorCode: 19 }; // SQLITE_CONSTRAINT
+
+    internal override Task BeforeMigrationAsync(DbConnection connection, CancellationToken cancellationToken) =>
+        ExecAsync(connection, null, "PRAGMA journal_mode = WAL", cancellationToken);
+
+    public override ValueTask DisposeAsync()
+    {
+        using var c = new SqliteConnection(_connectionString);
+        SqliteConnection.ClearPool(c);
+        return ValueTask.CompletedTask;
+    }
+
+    private static void CreateOwnerOnly(string path)
+    {
+        if (OperatingSystem.IsWindows() || path == ":memory:" || File.Exists(path))
+        {
+            return;
+        }
+
+        try
+        {
+            using var _ = new FileStream(path, new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+            });
+        }
+        catch (IOException) when (File.Exists(path))
+        {
+            // created concurrently by another instance
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new StorageException(StorageError.InvalidConfiguration, $"cannot create the SQLite database at {path}: {e.Message}", e);
+        }
+    }
+}
