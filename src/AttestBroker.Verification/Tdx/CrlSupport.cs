@@ -28,7 +28,9 @@ internal static class CrlSupport
         {
             return new X509CrlParser().ReadCrl(der) is not null && EcdsaCertificates.CrlIssuer(der) is not null;
         }
-        catch (Exception ex) when (ex is Org.BouncyCastle.Security.Certificates.CrlException or IOException or ArgumentException or InvalidCastException or InvalidOperationException or Org.BouncyCastle.Asn1.Asn1Exception)
+#pragma warning disable CA1031 // BouncyCastle throws many exception types for malformed DER; any of them means "not a CRL".
+        catch (Exception)
+#pragma warning restore CA1031
         {
             return false;
         }
@@ -64,14 +66,16 @@ internal static class CrlSupport
             {
                 crl = new X509CrlParser().ReadCrl(der);
             }
-            catch (Exception ex) when (ex is Org.BouncyCastle.Security.Certificates.CrlException or IOException or ArgumentException or InvalidCastException or Org.BouncyCastle.Asn1.Asn1Exception)
+#pragma warning disable CA1031 // as above: a CRL BouncyCastle cannot read is skipped
+            catch (Exception)
+#pragma warning restore CA1031
             {
                 continue;
             }
 
             var thisUpdate = new DateTimeOffset(DateTime.SpecifyKind(crl.ThisUpdate, DateTimeKind.Utc));
             DateTimeOffset? nextUpdate = crl.NextUpdate is { } n ? new DateTimeOffset(DateTime.SpecifyKind(n, DateTimeKind.Utc)) : null;
-            if (thisUpdate <= at && nextUpdate is { } nu && at <= nu && (best is null || crl.ThisUpdate > best.ThisUpdate))
+            if (thisUpdate <= at && nextUpdate is { } nu && at < nu && (best is null || crl.ThisUpdate > best.ThisUpdate))
             {
                 best = crl;
             }
@@ -90,7 +94,20 @@ internal static class CrlSupport
         }
 
         var serial = new BigInteger(1, cert.SerialNumberBytes.ToArray());
-        if (best.GetRevokedCertificate(serial) is { } entry)
+        X509CrlEntry? entry;
+        try
+        {
+            entry = best.GetRevokedCertificate(serial);
+        }
+#pragma warning disable CA1031 // a signed CRL whose entries cannot be read is invalid, never an exception
+        catch (Exception)
+#pragma warning restore CA1031
+        {
+            detail = $"the CRL issued by {EcdsaCertificates.Describe(issuer)} has unreadable entries";
+            return CrlOutcome.Invalid;
+        }
+
+        if (entry is not null)
         {
             detail = $"{EcdsaCertificates.Describe(cert)} is listed in the CRL of {EcdsaCertificates.Describe(issuer)} (revoked {entry.RevocationDate:O})";
             return CrlOutcome.Revoked;

@@ -267,7 +267,7 @@ public static class TdxCollateralRanking
         return documents
             .Select(d => (Doc: d, Head: Head(d)))
             .OrderByDescending(x => fmspc is null || string.Equals(x.Head.Fmspc, fmspc, StringComparison.OrdinalIgnoreCase))
-            .ThenByDescending(x => x.Head.Issue is { } i && x.Head.Next is { } n && i <= at && at <= n)
+            .ThenByDescending(x => x.Head.Issue is { } i && x.Head.Next is { } n && i <= at && at < n)
             .ThenByDescending(x => x.Head.Issue ?? DateTimeOffset.MinValue)
             .Select(x => x.Doc)
             .ToList();

@@ -418,7 +418,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
             return new CheckedDocument(doc, null, null, null, failures, ContentUsable: false);
         }
 
-        if (at < issue || at > next)
+        if (at < issue || at >= next)
         {
             failures.Add((ReasonCodes.CollateralExpired, $"valid {issue:O} to {next:O}, not at {at.UtcDateTime:O}"));
         }

@@ -91,3 +91,41 @@ public sealed class Verifier_never_throws_and_never_accepts_a_mutated_quote
         }, iter: 300);
     }
 }
+
+/// <summary>Damaged collateral never makes the collateral source or the verifier throw.</summary>
+[TestFixture]
+public sealed class Damaged_collateral_never_throws
+{
+    [Test]
+    public void Random_mutations_of_the_dcap_qvl_collateral_files_are_recognised_or_ignored_and_verification_returns_a_result()
+    {
+        string[] files =
+        [
+            "tdx/dcap-qvl/derived/tdx_quote_outdated/tcb_info.json", "tdx/dcap-qvl/derived/tdx_quote_outdated/qe_identity.json",
+            "tdx/dcap-qvl/derived/tdx_quote_outdated/pck_crl.der", "tdx/dcap-qvl/derived/tdx_quote_outdated/root_ca_crl.der",
+            "tdx/dcap-qvl/derived/tdx_quote_outdated/tcb_info_issuer_chain.pem", "tdx/dcap-qvl/derived/tdx_quote_outdated/pck_crl_issuer_chain.pem",
+        ];
+        var originals = files.Select(f => File.ReadAllBytes(Vectors.Path(f))).ToArray();
+        var quote = Vectors.Read(Gt2);
+        Gen.Select(Gen.Int[0, files.Length - 1], Gen.Int[0, 100_000], Gen.Byte).Array[1, 4].Sample(changes =>
+        {
+            var set = originals.Select(o => (byte[])o.Clone()).ToArray();
+            foreach (var (file, at, value) in changes)
+            {
+                set[file][at % set[file].Length] = value;
+            }
+
+            var collateral = TdxCollateral.Empty;
+            Assert.DoesNotThrow(() =>
+            {
+                for (var i = 0; i < set.Length; i++)
+                {
+                    collateral = collateral.Merge(TdxCollateralSource.Recognise(set[i], files[i]));
+                }
+            });
+            VerificationResult? r = null;
+            Assert.DoesNotThrow(() => r = TdxVectors.Verify(quote, Gt2At, new StaticCollateral(collateral)));
+            Assert.That(r!.Reasons, Is.Not.Null);
+        }, iter: 300);
+    }
+}
