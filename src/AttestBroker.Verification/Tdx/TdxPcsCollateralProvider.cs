@@ -19,6 +19,12 @@ public static class TdxPcsPaths
 
     /// <summary>The Root CA CRL, relative to the certificates base URL (the CRL distribution point of the Intel SGX Root CA).</summary>
     public const string RootCaCrl = "IntelSGXRootCA.der";
+
+    /// <summary>The Root CA CRL as a PCCS (and the simulator) serves it, relative to the PCS base URL.</summary>
+    public const string PccsRootCaCrl = "sgx/certification/v4/rootcacrl";
+
+    /// <summary>Intel's own PCS host, which does not serve the PCCS rootcacrl path.</summary>
+    public const string IntelPcsHost = "api.trustedservices.intel.com";
 }
 
 /// <summary>
@@ -64,7 +70,7 @@ public sealed class TdxPcsCollateralProvider : ITdxCollateralProvider
         var tcbTask = _cache.GetAsync(new Uri(_pcsBase, TdxPcsPaths.TcbInfo(request.Fmspc)), r => DocumentNextUpdate(r, TdxCollateralKind.TcbInfo), ct);
         var qeTask = _cache.GetAsync(new Uri(_pcsBase, TdxPcsPaths.QeIdentity), r => DocumentNextUpdate(r, TdxCollateralKind.QeIdentity), ct);
         var pckCrlTask = _cache.GetAsync(new Uri(_pcsBase, TdxPcsPaths.PckCrl(request.CaType)), CrlNextUpdate, ct);
-        var rootCrlTask = _cache.GetAsync(new Uri(_certificatesBase, TdxPcsPaths.RootCaCrl), CrlNextUpdate, ct);
+        var rootCrlTask = RootCrlAsync(ct);
         await Task.WhenAll(tcbTask, qeTask, pckCrlTask, rootCrlTask).ConfigureAwait(false);
 
         var tcb = await tcbTask.ConfigureAwait(false);
@@ -92,6 +98,28 @@ public sealed class TdxPcsCollateralProvider : ITdxCollateralProvider
         }
 
         return fetched;
+    }
+
+    /// <summary>
+    /// The Root CA CRL: from Intel's certificate site when the PCS is Intel's; from a PCCS (or the simulator) at its
+    /// rootcacrl path first, falling back to the certificate site's IntelSGXRootCA.der when that path is not served.
+    /// </summary>
+    private async Task<CachedResponse> RootCrlAsync(CancellationToken ct)
+    {
+        var certificateSite = new Uri(_certificatesBase, TdxPcsPaths.RootCaCrl);
+        if (string.Equals(_pcsBase.Host, TdxPcsPaths.IntelPcsHost, StringComparison.OrdinalIgnoreCase))
+        {
+            return await _cache.GetAsync(certificateSite, CrlNextUpdate, ct).ConfigureAwait(false);
+        }
+
+        try
+        {
+            return await _cache.GetAsync(new Uri(_pcsBase, TdxPcsPaths.PccsRootCaCrl), CrlNextUpdate, ct).ConfigureAwait(false);
+        }
+        catch (CollateralUnavailableException ex) when (ex.StatusCode is 404 or 400)
+        {
+            return await _cache.GetAsync(certificateSite, CrlNextUpdate, ct).ConfigureAwait(false);
+        }
     }
 
     private static Uri WithSlash(Uri uri) => uri.AbsoluteUri.EndsWith('/') ? uri : new Uri(uri.AbsoluteUri + "/");

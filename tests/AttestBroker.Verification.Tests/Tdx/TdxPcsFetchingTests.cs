@@ -33,6 +33,8 @@ internal sealed class LoopbackPcs : IDisposable
 
     public HashSet<string> Failing { get; } = new(StringComparer.Ordinal);
 
+    public void Serve(string pathAndQuery, byte[] body) => _routes[pathAndQuery] = (body, null, null);
+
     public static LoopbackPcs WithGt2Collateral()
     {
         var pcs = new LoopbackPcs();
@@ -41,7 +43,7 @@ internal sealed class LoopbackPcs : IDisposable
         pcs._routes["/tdx/certification/v4/tcb?fmspc=90c06f000000"] = (File.ReadAllBytes(D("tcb_info.json")), "TCB-Info-Issuer-Chain", tcbChain);
         pcs._routes["/tdx/certification/v4/qe/identity"] = (File.ReadAllBytes(D("qe_identity.json")), "SGX-Enclave-Identity-Issuer-Chain", tcbChain);
         pcs._routes["/sgx/certification/v4/pckcrl?ca=platform&encoding=der"] = (File.ReadAllBytes(D("pck_crl.der")), "SGX-PCK-CRL-Issuer-Chain", File.ReadAllText(D("pck_crl_issuer_chain.pem")));
-        pcs._routes["/IntelSGXRootCA.der"] = (File.ReadAllBytes(D("root_ca_crl.der")), null, null);
+        pcs._routes["/sgx/certification/v4/rootcacrl"] = (System.Text.Encoding.ASCII.GetBytes(Convert.ToHexStringLower(File.ReadAllBytes(D("root_ca_crl.der")))), null, null);
         return pcs;
     }
 
@@ -142,8 +144,20 @@ public sealed class Collateral_fetched_from_a_pcs_verifies_and_is_cached
         Assert.That(pcs.Requests, Is.EquivalentTo(new[]
         {
             "/tdx/certification/v4/tcb?fmspc=90c06f000000", "/tdx/certification/v4/qe/identity",
-            "/sgx/certification/v4/pckcrl?ca=platform&encoding=der", "/IntelSGXRootCA.der",
+            "/sgx/certification/v4/pckcrl?ca=platform&encoding=der", "/sgx/certification/v4/rootcacrl",
         }));
+    }
+
+    [Test]
+    public void Without_the_pccs_root_crl_path_the_root_crl_comes_from_the_certificate_site()
+    {
+        using var pcs = LoopbackPcs.WithGt2Collateral();
+        pcs.Failing.Add("/sgx/certification/v4/rootcacrl");
+        pcs.Serve("/IntelSGXRootCA.der", File.ReadAllBytes(Vectors.Path("tdx/dcap-qvl/derived/tdx_quote_outdated/root_ca_crl.der")));
+        using var http = new HttpClient();
+        var r = TdxVectors.Verify(Vectors.Read(Gt2), Gt2At, Provider(pcs, http));
+        Assert.That(r.IsAccepted, Is.True, Describe(r));
+        Assert.That(pcs.Requests, Does.Contain("/IntelSGXRootCA.der"));
     }
 
     [Test]
