@@ -95,7 +95,7 @@ internal sealed class VerifierFactory : IDisposable
 
         var http = new HttpClient();
         var cache = new CollateralHttpCache(http, options);
-        var tdx = new TdxVerifier(tdxFiles); // PCS fetching is wired in when the TDX PCS provider lands
+        var tdx = new TdxVerifier(new TdxPcsCollateralProvider(cache, options.IntelPcsBaseUrl, options.IntelCertificatesBaseUrl, tdxFiles));
         var snp = new SnpVerifier(new SnpKdsCertificateProvider(cache, options.AmdKdsBaseUrl, snpFiles));
         return new VerifierFactory(tdx, snp, http);
     }
