@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Threading.Channels;
 
 namespace AttestBroker.Models;
 
@@ -91,17 +90,6 @@ public static class ModelDecryptor
         }
     }
 
-    /// <summary>A ciphertext buffer travelling reader -> (worker, hasher) -> free list; released when both are done with it.</summary>
-    private sealed class Slot(int size)
-    {
-        public readonly byte[] Buffer = GC.AllocateUninitializedArray<byte>(size, pinned: true);
-        public readonly SemaphoreSlim ReadDone = new(0, 1);
-        public long Index;
-        public long Offset;
-        public int Length;
-        public int Pending;
-    }
-
     /// <summary>One decryption run: buffers, created files and directories, cleanup.</summary>
     private sealed class Run : IDisposable
     {
@@ -109,8 +97,7 @@ public static class ModelDecryptor
         private readonly ModelManifest _manifest;
         private readonly ModelKey _key;
         private readonly int _workers;
-        private readonly Slot[] _slots;
-        private readonly byte[][] _plain;
+        private readonly byte[][] _buffers;
         private readonly List<string> _created = [];
         private readonly List<string> _createdDirectories = [];
         private string? _pendingTemp;
@@ -122,16 +109,10 @@ public static class ModelDecryptor
             _manifest = manifest;
             _key = key;
             _workers = workers;
-            _slots = new Slot[(2 * workers) + 2];
-            for (var i = 0; i < _slots.Length; i++)
-            {
-                _slots[i] = new Slot(manifest.SegmentSize + ModelFileHeader.SegmentTagLength);
-            }
-
-            _plain = new byte[workers][];
+            _buffers = new byte[workers][];
             for (var i = 0; i < workers; i++)
             {
-                _plain[i] = GC.AllocateUninitializedArray<byte>(manifest.SegmentSize, pinned: true);
+                _buffers[i] = GC.AllocateUninitializedArray<byte>(manifest.SegmentSize + ModelFileHeader.SegmentTagLength, pinned: true);
             }
         }
 
@@ -182,15 +163,9 @@ public static class ModelDecryptor
 
         public void Dispose()
         {
-            foreach (var slot in _slots)
+            foreach (var buffer in _buffers)
             {
-                CryptographicOperations.ZeroMemory(slot.Buffer);
-                slot.ReadDone.Dispose();
-            }
-
-            foreach (var plain in _plain)
-            {
-                CryptographicOperations.ZeroMemory(plain);
+                CryptographicOperations.ZeroMemory(buffer);
             }
 
             if (_committed)
@@ -293,173 +268,118 @@ public static class ModelDecryptor
         }
 
         /// <summary>
-        /// Moves one file through the pipeline. The dispatcher hands out ciphertext slots in segment order. With a local
-        /// source each worker reads its own segment (positional read); with a sequential source (HTTP) the dispatcher reads.
-        /// A hasher thread feeds the ciphertext to SHA-256 in segment order while workers decrypt it (out of place, into
-        /// their own plaintext buffer) and write the plaintext at the segment's offset. A slot is reused only when both
-        /// the hasher and its worker are done with it, so memory is fixed at (2 x workers + 2) segments + workers segments.
+        /// Moves one file through the pipeline. Each worker thread claims the next segment index, reads it into its own
+        /// buffer (in parallel with the others for a local file), then waits for its turn to feed the ciphertext to
+        /// SHA-256 in segment order (for a sequential HTTP stream the read happens in the turn too), passes the turn on,
+        /// and decrypts in place and writes the plaintext at the segment's offset while the next worker hashes. So
+        /// hashing, which must be sequential, overlaps with reading, decrypting and writing, and memory is one segment per
+        /// worker whatever the model's size. The only coordination is a counter and a monitor for the turn.
         /// </summary>
-        private async Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, IncrementalHash hash, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
+        private Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, IncrementalHash hash, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
         {
             var header = file.Header;
             var positional = reader as IPositionalCiphertextReader;
-            var free = Channel.CreateBounded<Slot>(new BoundedChannelOptions(_slots.Length) { SingleWriter = false, SingleReader = true });
-            var work = Channel.CreateBounded<Slot>(new BoundedChannelOptions(_slots.Length) { SingleWriter = true, SingleReader = false });
-            var toHash = Channel.CreateBounded<Slot>(new BoundedChannelOptions(_slots.Length) { SingleWriter = true, SingleReader = true });
-            foreach (var s in _slots)
-            {
-                free.Writer.TryWrite(s);
-            }
-
-            using var abort = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            var token = abort.Token;
+            var segments = header.SegmentCount;
+            var gate = new object();
+            long next = -1;
+            long turn = 0;
             Exception? failure = null;
+            var registration = cancellationToken.Register(() => Fail(new OperationCanceledException(cancellationToken)));
+
             void Fail(Exception ex)
             {
-                Interlocked.CompareExchange(ref failure, ex, null);
-                abort.Cancel();
-            }
-
-            void Release(Slot slot)
-            {
-                if (Interlocked.Decrement(ref slot.Pending) == 0)
+                lock (gate)
                 {
-                    free.Writer.TryWrite(slot);
+                    failure ??= ex;
+                    Monitor.PulseAll(gate);
                 }
             }
 
-            static bool WaitToRead(ChannelReader<Slot> channel, CancellationToken token)
+            void Work(byte[] buffer)
             {
-                var wait = channel.WaitToReadAsync(token);
-                return wait.IsCompletedSuccessfully ? wait.Result : wait.AsTask().GetAwaiter().GetResult();
-            }
-
-            var workerCount = (int)Math.Min(_workers, header.SegmentCount);
-            var threads = new Task[workerCount + 1];
-            for (var w = 0; w < workerCount; w++)
-            {
-                var plain = _plain[w];
-                threads[w] = Task.Factory.StartNew(
-                    () =>
-                    {
-                        try
-                        {
-                            using var cipher = file.CreateCipher();
-                            while (!token.IsCancellationRequested)
-                            {
-                                if (!work.Reader.TryRead(out var slot))
-                                {
-                                    if (!WaitToRead(work.Reader, token))
-                                    {
-                                        return;
-                                    }
-
-                                    continue;
-                                }
-
-                                var ciphertext = slot.Buffer.AsSpan(0, slot.Length);
-                                if (positional is not null)
-                                {
-                                    positional.ReadExactlyAt(slot.Offset, ciphertext);
-                                    slot.ReadDone.Release();
-                                }
-
-                                var n = cipher.Decrypt(slot.Index, ciphertext, plain);
-                                RandomAccess.Write(output, plain.AsSpan(0, n), slot.Index * (long)header.SegmentSize);
-                                Release(slot);
-                            }
-                        }
-                        catch (OperationCanceledException) when (token.IsCancellationRequested)
-                        {
-                        }
-                        catch (Exception ex)
-                        {
-                            Fail(ex);
-                        }
-                    },
-                    CancellationToken.None,
-                    TaskCreationOptions.LongRunning,
-                    TaskScheduler.Default);
-            }
-
-            threads[workerCount] = Task.Factory.StartNew(
-                () =>
+                try
                 {
-                    try
+                    using var cipher = file.CreateCipher();
+                    while (true)
                     {
-                        while (!token.IsCancellationRequested)
+                        var i = Interlocked.Increment(ref next);
+                        if (i >= segments || Volatile.Read(ref failure) is not null)
                         {
-                            if (!toHash.Reader.TryRead(out var slot))
-                            {
-                                if (!WaitToRead(toHash.Reader, token))
-                                {
-                                    return;
-                                }
+                            return;
+                        }
 
-                                continue;
+                        var offset = file.SegmentOffset(i);
+                        var segment = buffer.AsSpan(0, file.SegmentCiphertextLength(i));
+                        positional?.ReadExactlyAt(offset, segment);
+                        lock (gate)
+                        {
+                            while (turn != i && failure is null)
+                            {
+                                Monitor.Wait(gate);
                             }
 
-                            slot.ReadDone.Wait(token);
-                            hash.AppendData(slot.Buffer, 0, slot.Length);
-                            Release(slot);
+                            if (failure is not null)
+                            {
+                                return;
+                            }
+                        }
+
+                        if (positional is null)
+                        {
+                            reader.ReadExactlyAsync(offset, buffer.AsMemory(0, segment.Length), cancellationToken).AsTask().GetAwaiter().GetResult();
+                        }
+
+                        hash.AppendData(segment);
+                        lock (gate)
+                        {
+                            turn = i + 1;
+                            Monitor.PulseAll(gate);
+                        }
+
+                        var n = cipher.Decrypt(i, segment, segment);
+                        RandomAccess.Write(output, segment[..n], i * (long)header.SegmentSize);
+                    }
+                }
+                catch (Exception ex)
+                {
+                    Fail(ex);
+                }
+            }
+
+            var count = (int)Math.Min(_workers, segments);
+            var running = count;
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            for (var w = 0; w < count; w++)
+            {
+                var buffer = _buffers[w];
+                var thread = new Thread(() =>
+                {
+                    Work(buffer);
+                    if (Interlocked.Decrement(ref running) == 0)
+                    {
+                        registration.Dispose();
+                        if (failure is IOException io and not FileNotFoundException)
+                        {
+                            done.SetException(new IOException($"{name}: {io.Message}", io));
+                        }
+                        else if (failure is not null)
+                        {
+                            done.SetException(failure);
+                        }
+                        else
+                        {
+                            done.SetResult();
                         }
                     }
-                    catch (OperationCanceledException) when (token.IsCancellationRequested)
-                    {
-                    }
-                    catch (Exception ex)
-                    {
-                        Fail(ex);
-                    }
-                },
-                CancellationToken.None,
-                TaskCreationOptions.LongRunning,
-                TaskScheduler.Default);
-
-            try
-            {
-                for (long i = 0; i < header.SegmentCount; i++)
+                })
                 {
-                    var slot = await free.Reader.ReadAsync(token).ConfigureAwait(false);
-                    slot.Index = i;
-                    slot.Offset = file.SegmentOffset(i);
-                    slot.Length = file.SegmentCiphertextLength(i);
-                    slot.Pending = 2;
-                    if (positional is null)
-                    {
-                        await reader.ReadExactlyAsync(slot.Offset, slot.Buffer.AsMemory(0, slot.Length), token).ConfigureAwait(false);
-                        slot.ReadDone.Release();
-                    }
-
-                    toHash.Writer.TryWrite(slot);
-                    await work.Writer.WriteAsync(slot, token).ConfigureAwait(false);
-                }
-            }
-            catch (OperationCanceledException) when (token.IsCancellationRequested && failure is not null)
-            {
-            }
-            catch (Exception ex)
-            {
-                Fail(ex);
-            }
-            finally
-            {
-                work.Writer.TryComplete();
-                toHash.Writer.TryComplete();
-                await Task.WhenAll(threads).ConfigureAwait(false);
+                    IsBackground = true,
+                    Name = "model-decrypt-" + w,
+                };
+                thread.Start();
             }
 
-            if (failure is not null)
-            {
-                if (failure is IOException io and not FileNotFoundException)
-                {
-                    throw new IOException($"{name}: {io.Message}", io);
-                }
-
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failure).Throw();
-            }
-
-            cancellationToken.ThrowIfCancellationRequested();
+            return done.Task;
         }
     }
 }
