@@ -6,18 +6,21 @@ internal static class TestPaths
     /// <summary>The environment variable that overrides where the vectors are read from.</summary>
     public const string VectorsVariable = "ATTESTBROKER_VECTORS";
 
-    public static string RepoRoot
-    {
-        get
-        {
-            var dir = new DirectoryInfo(AppContext.BaseDirectory);
-            while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "AttestBroker.sln")))
-            {
-                dir = dir.Parent;
-            }
+    /// <summary>The checkout (the folder holding AttestBroker.sln) above the test binaries or the working directory, or null.</summary>
+    public static string? RepoRootOrNull => FindUp(AppContext.BaseDirectory) ?? FindUp(Directory.GetCurrentDirectory());
 
-            return dir?.FullName ?? throw new InvalidOperationException("AttestBroker.sln not found above " + AppContext.BaseDirectory);
+    public static string RepoRoot =>
+        RepoRootOrNull ?? throw new InvalidOperationException("AttestBroker.sln not found above " + AppContext.BaseDirectory + " or the working directory");
+
+    private static string? FindUp(string start)
+    {
+        var dir = new DirectoryInfo(start);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "AttestBroker.sln")))
+        {
+            dir = dir.Parent;
         }
+
+        return dir?.FullName;
     }
 
     /// <summary>The vectors folder (ATTESTBROKER_VECTORS, else ../shared/attestation-vectors beside the checkout), or null when absent.</summary>
@@ -31,7 +34,12 @@ internal static class TestPaths
                 return Directory.Exists(fromEnv) ? Path.GetFullPath(fromEnv) : null;
             }
 
-            var beside = Path.GetFullPath(Path.Combine(RepoRoot, "..", "shared", "attestation-vectors"));
+            if (RepoRootOrNull is not { } root)
+            {
+                return null;
+            }
+
+            var beside = Path.GetFullPath(Path.Combine(root, "..", "shared", "attestation-vectors"));
             return Directory.Exists(beside) ? beside : null;
         }
     }
