@@ -36,6 +36,9 @@ public interface IAuditLog
     /// <summary>Reads rows with sequence in [fromSequence, fromSequence + count).</summary>
     Task<IReadOnlyList<AuditRecord>> ReadAsync(long fromSequence, int count, CancellationToken cancellationToken = default);
 
+    /// <summary>The last row of the chain, or null when the log is empty.</summary>
+    Task<AuditRecord?> GetLastAsync(CancellationToken cancellationToken = default);
+
     /// <summary>Stored signed heads, oldest first.</summary>
     Task<IReadOnlyList<SignedAuditHead>> ReadHeadsAsync(CancellationToken cancellationToken = default);
 }

@@ -214,6 +214,17 @@ public abstract class SqlStorage : IBrokerStorage, IReplayStore, IAuditLog, IPol
         return await ReadHeadsCoreAsync(c, cancellationToken).ConfigureAwait(false);
     });
 
+    public Task<AuditRecord?> GetLastAsync(CancellationToken cancellationToken = default) => Run(async () =>
+    {
+        await using DbConnection c = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using DbCommand cmd = Command(c, null, "SELECT seq, prev_hash, hash, kind, at_ms, event_json FROM audit_log ORDER BY seq DESC LIMIT 1");
+        await using DbDataReader r = await cmd.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        return await r.ReadAsync(cancellationToken).ConfigureAwait(false)
+            ? new AuditRecord(r.GetInt64(0), r.GetFieldValue<byte[]>(1), r.GetFieldValue<byte[]>(2), r.GetString(3),
+                DateTimeOffset.FromUnixTimeMilliseconds(r.GetInt64(4)), r.GetString(5))
+            : null;
+    });
+
     public Task<IReadOnlyList<AuditRecord>> ReadAsync(long fromSequence, int count, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
@@ -307,10 +318,13 @@ public abstract class SqlStorage : IBrokerStorage, IReplayStore, IAuditLog, IPol
                 chainBreak = await ClassifyBrokenLinkAsync(c, link.Seq, link.Prev, link.SelfConsistent, cancellationToken).ConfigureAwait(false);
             }
 
+            // Heads were read before the rows, so every honest head is at or below the last row streamed;
+            // rows appended concurrently after that are simply not part of this verification.
             long verifiedUpTo = expected - 1;
-            long lastSequence;
-            await using (DbCommand max = Command(c, null, "SELECT COALESCE(MAX(seq), 0) FROM audit_log"))
+            long lastSequence = verifiedUpTo;
+            if (chainBreak is not null)
             {
+                await using DbCommand max = Command(c, null, "SELECT COALESCE(MAX(seq), 0) FROM audit_log");
                 lastSequence = Convert.ToInt64(await max.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false), System.Globalization.CultureInfo.InvariantCulture);
             }
 
@@ -320,7 +334,7 @@ public abstract class SqlStorage : IBrokerStorage, IReplayStore, IAuditLog, IPol
             {
                 foreach (SignedAuditHead head in heads)
                 {
-                    AuditBreak? b = CheckHead(head, headKey, rowHashes, chainBreak is null ? lastSequence : verifiedUpTo, chainBreak is not null);
+                    AuditBreak? b = CheckHead(head, headKey, rowHashes, verifiedUpTo, chainBreak is not null);
                     headsChecked++;
                     if (b is not null && (headBreak is null || b.Sequence < headBreak.Sequence))
                     {

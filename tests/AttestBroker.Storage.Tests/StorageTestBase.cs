@@ -81,7 +81,10 @@ public abstract class StorageTestBase
         }
 
         _opened.Clear();
-        await Storage.DisposeAsync(); // already disposed above; idempotent
+        if (Storage is not null)
+        {
+            await Storage.DisposeAsync(); // already disposed above; idempotent
+        }
         if (_directory is not null && Directory.Exists(_directory))
         {
             Directory.Delete(_directory, recursive: true);
