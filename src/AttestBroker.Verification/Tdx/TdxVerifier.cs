@@ -235,6 +235,11 @@ public sealed class TdxVerifier : IEvidenceVerifier
 
     private static void CheckQeReport(Run run, TdxQuote quote, PckChain? chain)
     {
+        if (!quote.IsIntelQe)
+        {
+            run.Fail(ReasonCodes.QeIdentityMismatch, $"QE vendor ID {Convert.ToHexStringLower(quote.QeVendorId.Span)} is not Intel's ({Convert.ToHexStringLower(TdxQuoteLayout.IntelQeVendorId)})");
+        }
+
         if (chain?.LeafKey is { } pckKey)
         {
             if (!P256.Verify(pckKey, quote.QeReport.Raw.Span, quote.QeReportSignature.Span))

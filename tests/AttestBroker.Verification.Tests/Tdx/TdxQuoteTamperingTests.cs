@@ -184,3 +184,49 @@ public sealed class Truncated_quotes_are_rejected_as_malformed_evidence
         });
     }
 }
+
+/// <summary>Length fields that claim absurd sizes are malformed evidence naming the field, never a crash or an over-read.</summary>
+[TestFixture]
+public sealed class Absurd_length_fields_are_rejected_as_malformed_evidence
+{
+    private static IEnumerable<TestCaseData> Cases()
+    {
+        foreach (var vector in new[] { Gt1, Gt2, Gt3 })
+        {
+            foreach (var (field, value) in new (string, uint)[] { ("signature_data_len", uint.MaxValue), ("signature_data_len", 0x7FFFFFFF), ("cert_data_size", uint.MaxValue), ("cert_data_size", 1), ("qe_auth_data_size", 0xFFFF), ("inner_cert_data_size", uint.MaxValue), ("inner_cert_data_size", 0) })
+            {
+                yield return new TestCaseData(vector, field, value).SetArgDisplayNames(Path.GetFileName(vector), field, value.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }
+
+        yield return new TestCaseData(Gt2, "body_size", uint.MaxValue).SetArgDisplayNames("quote_v5_sample.dat", "body_size", "max");
+        yield return new TestCaseData(Gt2, "body_size", 584u).SetArgDisplayNames("quote_v5_sample.dat", "body_size", "584");
+    }
+
+    [TestCaseSource(nameof(Cases))]
+    public void Absurd_length_gives_malformed_evidence_naming_the_field(string vector, string field, uint value)
+    {
+        var bytes = Vectors.Read(vector);
+        var q = TdxQuote.Parse(bytes);
+        var (offset, width) = field switch
+        {
+            "signature_data_len" => (q.SignatureDataLengthOffset, 4),
+            "cert_data_size" => (q.SignatureDataOffset + SigCertDataSizeOffset, 4),
+            "qe_auth_data_size" => (q.QeAuthDataSizeOffset, 2),
+            "inner_cert_data_size" => (q.InnerCertificationDataHeaderOffset + 2, 4),
+            _ => (V5BodySizeOffset, 4),
+        };
+        if (width == 2)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(offset), (ushort)value);
+        }
+        else
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(offset), value);
+        }
+
+        var r = TdxVectors.Verify(bytes, Gt2At, null);
+        Assert.That(Codes(r), Is.EqualTo(new[] { ReasonCodes.MalformedEvidence }), Describe(r));
+        Assert.That(r.Reasons[0].Message, Does.StartWith(field + " at offset 0x"));
+    }
+}
