@@ -48,10 +48,18 @@ public sealed record AmdCertificateExtensions
     /// <summary>True when the certificate carries any extension of the AMD arc.</summary>
     public bool Any { get; init; }
 
+    /// <summary>Extensions already read, by the certificate's exact bytes (records are immutable, so sharing is safe).</summary>
+    private static readonly VerificationMemo<AmdCertificateExtensions> Known = new();
+
     /// <summary>Reads the extensions; throws <see cref="FormatException"/> when an AMD extension is present but malformed.</summary>
     public static AmdCertificateExtensions Read(X509Certificate2 certificate)
     {
         ArgumentNullException.ThrowIfNull(certificate);
+        return Known.GetOrAdd(certificate.RawDataMemory.Span, () => ReadUncached(certificate));
+    }
+
+    private static AmdCertificateExtensions ReadUncached(X509Certificate2 certificate)
+    {
         var result = new AmdCertificateExtensions();
         foreach (var ext in certificate.Extensions)
         {

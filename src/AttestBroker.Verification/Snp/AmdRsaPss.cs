@@ -157,10 +157,18 @@ internal static class AmdRsaPss
         }
     }
 
+    /// <summary>Results of certificate signature checks, by the exact bytes of subject and issuer (a pure function of both).</summary>
+    private static readonly VerificationMemo<string?> CertificateSignatures = new();
+
     /// <summary>Verifies that <paramref name="subject"/> is signed by <paramref name="issuer"/>. Null when valid.</summary>
     public static string? VerifyCertificate(X509Certificate2 subject, X509Certificate2 issuer)
     {
-        var parts = Split(subject.RawDataMemory);
-        return parts is null ? $"certificate {subject.Subject} is not a well-formed signed structure" : Verify(parts, issuer);
+        ArgumentNullException.ThrowIfNull(subject);
+        ArgumentNullException.ThrowIfNull(issuer);
+        return CertificateSignatures.GetOrAdd(subject.RawDataMemory.Span, issuer.RawDataMemory.Span, () =>
+        {
+            var parts = Split(subject.RawDataMemory);
+            return parts is null ? $"certificate {subject.Subject} is not a well-formed signed structure" : Verify(parts, issuer);
+        });
     }
 }
