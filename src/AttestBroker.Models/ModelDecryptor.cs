@@ -23,10 +23,10 @@ public sealed record ModelDecryptionResult(int Files, long PlaintextBytes, strin
 
 /// <summary>
 /// Decrypts an encrypted model directory into a destination directory through a bounded parallel pipeline:
-/// one reader (reads each segment into a fixed pool of buffers and hashes the ciphertext in order) feeds a bounded
-/// channel; workers, each with its own AesGcm, decrypt in place and write at the segment's offset into a temporary
-/// file. Memory is (workers + 2) segment buffers whatever the model's size. A file is renamed to its final name only
-/// after every segment, its length and its SHA-256 verified; on any failure every file of this run is deleted.
+/// worker threads (each with its own AesGcm and one segment buffer) claim segments, read them, hash the ciphertext
+/// in segment order by turn, then decrypt in place and write at the segment's offset into a temporary file.
+/// Memory is one segment per worker whatever the model's size. A file is renamed to its final name only after every
+/// segment, its length and its SHA-256 verified; on any failure every file of this run is deleted.
 /// </summary>
 public static class ModelDecryptor
 {
@@ -97,7 +97,10 @@ public static class ModelDecryptor
         private readonly ModelManifest _manifest;
         private readonly ModelKey _key;
         private readonly int _workers;
+        private const int BatchBytes = 4 << 20;
+
         private readonly byte[][] _buffers;
+        private readonly int _segmentsPerBatch;
         private readonly List<string> _created = [];
         private readonly List<string> _createdDirectories = [];
         private string? _pendingTemp;
@@ -109,10 +112,11 @@ public static class ModelDecryptor
             _manifest = manifest;
             _key = key;
             _workers = workers;
+            _segmentsPerBatch = Math.Max(1, BatchBytes / manifest.SegmentSize);
             _buffers = new byte[workers][];
             for (var i = 0; i < workers; i++)
             {
-                _buffers[i] = GC.AllocateUninitializedArray<byte>(manifest.SegmentSize + ModelFileHeader.SegmentTagLength, pinned: true);
+                _buffers[i] = GC.AllocateUninitializedArray<byte>(_segmentsPerBatch * (manifest.SegmentSize + ModelFileHeader.SegmentTagLength), pinned: true);
             }
         }
 
@@ -295,6 +299,12 @@ public static class ModelDecryptor
                 }
             }
 
+            // Workers claim batches of consecutive segments (about 4 MiB), so turns change hands a few hundred times
+            // per GiB rather than once per segment: on a busy machine every hand-off waits for the scheduler.
+            var perBatch = _segmentsPerBatch;
+            var stride = header.SegmentSize + (long)ModelFileHeader.SegmentTagLength;
+            var batches = ((segments - 1) / perBatch) + 1;
+
             void Work(byte[] buffer)
             {
                 try
@@ -302,18 +312,21 @@ public static class ModelDecryptor
                     using var cipher = file.CreateCipher();
                     while (true)
                     {
-                        var i = Interlocked.Increment(ref next);
-                        if (i >= segments || Volatile.Read(ref failure) is not null)
+                        var b = Interlocked.Increment(ref next);
+                        if (b >= batches || Volatile.Read(ref failure) is not null)
                         {
                             return;
                         }
 
-                        var offset = file.SegmentOffset(i);
-                        var segment = buffer.AsSpan(0, file.SegmentCiphertextLength(i));
-                        positional?.ReadExactlyAt(offset, segment);
+                        var first = b * perBatch;
+                        var last = Math.Min(segments, first + perBatch) - 1;
+                        var offset = file.SegmentOffset(first);
+                        var length = (int)(file.SegmentOffset(last) - offset) + file.SegmentCiphertextLength(last);
+                        var range = buffer.AsSpan(0, length);
+                        positional?.ReadExactlyAt(offset, range);
                         lock (gate)
                         {
-                            while (turn != i && failure is null)
+                            while (turn != b && failure is null)
                             {
                                 Monitor.Wait(gate);
                             }
@@ -326,18 +339,27 @@ public static class ModelDecryptor
 
                         if (positional is null)
                         {
-                            reader.ReadExactlyAsync(offset, buffer.AsMemory(0, segment.Length), cancellationToken).AsTask().GetAwaiter().GetResult();
+                            // Segment by segment, so that a stream cut mid-way resumes at the start of the segment being read.
+                            for (var i = first; i <= last; i++)
+                            {
+                                var at = (int)((i - first) * stride);
+                                reader.ReadExactlyAsync(file.SegmentOffset(i), buffer.AsMemory(at, file.SegmentCiphertextLength(i)), cancellationToken).AsTask().GetAwaiter().GetResult();
+                            }
                         }
 
-                        hash.AppendData(segment);
+                        hash.AppendData(range);
                         lock (gate)
                         {
-                            turn = i + 1;
+                            turn = b + 1;
                             Monitor.PulseAll(gate);
                         }
 
-                        var n = cipher.Decrypt(i, segment, segment);
-                        RandomAccess.Write(output, segment[..n], i * (long)header.SegmentSize);
+                        for (var i = first; i <= last; i++)
+                        {
+                            var segment = range.Slice((int)((i - first) * stride), file.SegmentCiphertextLength(i));
+                            var n = cipher.Decrypt(i, segment, segment);
+                            RandomAccess.Write(output, segment[..n], i * (long)header.SegmentSize);
+                        }
                     }
                 }
                 catch (Exception ex)
@@ -346,7 +368,7 @@ public static class ModelDecryptor
                 }
             }
 
-            var count = (int)Math.Min(_workers, segments);
+            var count = (int)Math.Min(_workers, batches);
             var running = count;
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             for (var w = 0; w < count; w++)
