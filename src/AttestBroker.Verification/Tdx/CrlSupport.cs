@@ -50,32 +50,18 @@ internal static class CrlSupport
             return CrlOutcome.Missing;
         }
 
-        using var key = EcdsaCertificates.P256Key(issuer);
-        X509Crl? best = null;
+        ParsedCrl? best = null;
         var anySigned = false;
         foreach (var der in sameIssuer)
         {
-            if (key is null || !EcdsaCertificates.VerifySigned(der, key))
+            var crl = Parse(der, issuer);
+            if (crl is null)
             {
                 continue;
             }
 
             anySigned = true;
-            X509Crl crl;
-            try
-            {
-                crl = new X509CrlParser().ReadCrl(der);
-            }
-#pragma warning disable CA1031 // as above: a CRL BouncyCastle cannot read is skipped
-            catch (Exception)
-#pragma warning restore CA1031
-            {
-                continue;
-            }
-
-            var thisUpdate = new DateTimeOffset(DateTime.SpecifyKind(crl.ThisUpdate, DateTimeKind.Utc));
-            DateTimeOffset? nextUpdate = crl.NextUpdate is { } n ? new DateTimeOffset(DateTime.SpecifyKind(n, DateTimeKind.Utc)) : null;
-            if (thisUpdate <= at && nextUpdate is { } nu && at < nu && (best is null || crl.ThisUpdate > best.ThisUpdate))
+            if (crl.ThisUpdate <= at && crl.NextUpdate is { } nu && at < nu && (best is null || crl.ThisUpdate > best.ThisUpdate))
             {
                 best = crl;
             }
@@ -83,37 +69,68 @@ internal static class CrlSupport
 
         if (!anySigned)
         {
-            detail = $"no CRL issued by {EcdsaCertificates.Describe(issuer)} has a valid signature by it";
+            detail = $"no CRL issued by {EcdsaCertificates.Describe(issuer)} has a valid signature by it (or is readable)";
             return CrlOutcome.Invalid;
         }
 
         if (best is null)
         {
-            detail = $"no CRL issued by {EcdsaCertificates.Describe(issuer)} is in date at {at:O}";
+            detail = $"no CRL issued by {EcdsaCertificates.Describe(issuer)} is in date at {at.UtcDateTime:O}";
             return CrlOutcome.Expired;
         }
 
-        var serial = new BigInteger(1, cert.SerialNumberBytes.ToArray());
-        X509CrlEntry? entry;
-        try
+        var serial = new BigInteger(1, cert.SerialNumberBytes.ToArray()).ToString(16);
+        if (best.Revoked.TryGetValue(serial, out var when))
         {
-            entry = best.GetRevokedCertificate(serial);
-        }
-#pragma warning disable CA1031 // a signed CRL whose entries cannot be read is invalid, never an exception
-        catch (Exception)
-#pragma warning restore CA1031
-        {
-            detail = $"the CRL issued by {EcdsaCertificates.Describe(issuer)} has unreadable entries";
-            return CrlOutcome.Invalid;
-        }
-
-        if (entry is not null)
-        {
-            detail = $"{EcdsaCertificates.Describe(cert)} is listed in the CRL of {EcdsaCertificates.Describe(issuer)} (revoked {entry.RevocationDate:O})";
+            detail = $"{EcdsaCertificates.Describe(cert)} is listed in the CRL of {EcdsaCertificates.Describe(issuer)} (revoked {when:O})";
             return CrlOutcome.Revoked;
         }
 
         detail = string.Empty;
         return CrlOutcome.NotRevoked;
     }
+
+    /// <summary>
+    /// The CRL's window and revoked serials when its ecdsa-with-SHA256 signature verifies with the issuer's key, else
+    /// null. Pure in (CRL bytes, issuer certificate bytes), so remembered across verifications.
+    /// </summary>
+    private static ParsedCrl? Parse(byte[] der, X509Certificate2 issuer) =>
+        Parsed.GetOrAdd(der, issuer.RawDataMemory.Span, () =>
+        {
+            using var key = EcdsaCertificates.P256Key(issuer);
+            if (key is null || !EcdsaCertificates.VerifySigned(der, key))
+            {
+                return null;
+            }
+
+            try
+            {
+                var crl = new X509CrlParser().ReadCrl(der);
+                if (crl is null)
+                {
+                    return null;
+                }
+
+                var revoked = new Dictionary<string, DateTime>(StringComparer.Ordinal);
+                foreach (var entry in crl.GetRevokedCertificates() ?? (IEnumerable<X509CrlEntry>)[])
+                {
+                    revoked[entry.SerialNumber.ToString(16)] = entry.RevocationDate;
+                }
+
+                return new ParsedCrl(
+                    new DateTimeOffset(DateTime.SpecifyKind(crl.ThisUpdate, DateTimeKind.Utc)),
+                    crl.NextUpdate is { } n ? new DateTimeOffset(DateTime.SpecifyKind(n, DateTimeKind.Utc)) : null,
+                    revoked);
+            }
+#pragma warning disable CA1031 // BouncyCastle throws many exception types for malformed DER; a CRL it cannot read is unusable
+            catch (Exception)
+#pragma warning restore CA1031
+            {
+                return null;
+            }
+        });
+
+    private static readonly VerificationMemo<ParsedCrl?> Parsed = new(256);
+
+    private sealed record ParsedCrl(DateTimeOffset ThisUpdate, DateTimeOffset? NextUpdate, IReadOnlyDictionary<string, DateTime> Revoked);
 }

@@ -14,6 +14,10 @@ internal static class EcdsaCertificates
     private const string EcdsaWithSha256Oid = "1.2.840.10045.4.3.2";
     private const string P256CurveOid = "1.2.840.10045.3.1.7";
 
+    // Signature checks over immutable bytes are pure: remembered (keyed by SHA-256 of the inputs) across verifications.
+    private static readonly VerificationMemo<bool> CertificateSignatures = new();
+    private static readonly VerificationMemo<bool> RawSignatures = new();
+
     /// <summary>
     /// All certificates in PEM text (CERTIFICATE blocks), in order. Throws <see cref="FormatException"/> when a block
     /// is not a certificate. When <paramref name="strict"/>, the text must consist of CERTIFICATE blocks and whitespace
@@ -153,15 +157,30 @@ internal static class EcdsaCertificates
     }
 
     /// <summary>True when <paramref name="cert"/> names <paramref name="issuer"/> as its issuer and carries a valid ecdsa-with-SHA256 signature by its P-256 key.</summary>
-    public static bool IsSignedBy(X509Certificate2 cert, X509Certificate2 issuer)
-    {
-        if (!cert.IssuerName.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData))
+    public static bool IsSignedBy(X509Certificate2 cert, X509Certificate2 issuer) =>
+        CertificateSignatures.GetOrAdd(cert.RawDataMemory.Span, issuer.RawDataMemory.Span, () =>
         {
-            return false;
-        }
+            if (!cert.IssuerName.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData))
+            {
+                return false;
+            }
 
-        using var key = P256Key(issuer);
-        return key is not null && VerifySigned(cert.RawData, key);
+            using var key = P256Key(issuer);
+            return key is not null && VerifySigned(cert.RawData, key);
+        });
+
+    /// <summary>Verifies a raw r ‖ s signature over <paramref name="message"/> with a certificate's P-256 key (remembered per message, signature and certificate).</summary>
+    public static bool VerifiesRaw(X509Certificate2 signer, ReadOnlySpan<byte> message, byte[] signature)
+    {
+        var input = new byte[message.Length + signature.Length];
+        message.CopyTo(input);
+        signature.CopyTo(input, message.Length);
+        var bytes = input;
+        return RawSignatures.GetOrAdd(input, signer.RawDataMemory.Span, () =>
+        {
+            using var key = P256Key(signer);
+            return key is not null && P256.Verify(key, bytes.AsSpan(0, bytes.Length - signature.Length), signature);
+        });
     }
 
     /// <summary>Verifies a signed X.509 structure (certificate or CRL: SEQUENCE { tbs, algorithm, BIT STRING }) with ecdsa-with-SHA256.</summary>

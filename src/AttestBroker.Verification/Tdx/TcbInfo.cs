@@ -50,6 +50,25 @@ public sealed class TdxTcbInfo
 
     public IReadOnlyList<TdxTcbLevel> TcbLevels { get; private init; } = [];
 
+    private static readonly VerificationMemo<(TdxTcbInfo? Value, string? Error)> Parsed = new(256);
+
+    /// <summary>As <see cref="Parse"/>, remembered per exact bytes (the result is immutable).</summary>
+    public static TdxTcbInfo ParseCached(ReadOnlyMemory<byte> json)
+    {
+        var (value, error) = Parsed.GetOrAdd(json.Span, () =>
+        {
+            try
+            {
+                return (Parse(json), null);
+            }
+            catch (FormatException ex)
+            {
+                return (null, ex.Message);
+            }
+        });
+        return value ?? throw new FormatException(error);
+    }
+
     /// <summary>Parses the "tcbInfo" JSON value; throws <see cref="FormatException"/> when a field is missing or malformed.</summary>
     public static TdxTcbInfo Parse(ReadOnlyMemory<byte> json)
     {
@@ -134,6 +153,25 @@ public sealed class TdQeIdentity
     public int IsvProdId { get; private init; }
 
     public IReadOnlyList<IsvSvnTcbLevel> TcbLevels { get; private init; } = [];
+
+    private static readonly VerificationMemo<(TdQeIdentity? Value, string? Error)> Parsed = new(256);
+
+    /// <summary>As <see cref="Parse"/>, remembered per exact bytes (the result is immutable).</summary>
+    public static TdQeIdentity ParseCached(ReadOnlyMemory<byte> json)
+    {
+        var (value, error) = Parsed.GetOrAdd(json.Span, () =>
+        {
+            try
+            {
+                return (Parse(json), null);
+            }
+            catch (FormatException ex)
+            {
+                return (null, ex.Message);
+            }
+        });
+        return value ?? throw new FormatException(error);
+    }
 
     /// <summary>Parses the "enclaveIdentity" JSON value; throws <see cref="FormatException"/> when a field is missing or malformed.</summary>
     public static TdQeIdentity Parse(ReadOnlyMemory<byte> json)

@@ -279,11 +279,11 @@ public static class TdxCollateralRanking
         {
             if (d.Kind == TdxCollateralKind.TcbInfo)
             {
-                var t = TdxTcbInfo.Parse(d.SignedJson);
+                var t = TdxTcbInfo.ParseCached(d.SignedJson);
                 return (t.Fmspc, t.IssueDate, t.NextUpdate);
             }
 
-            var q = TdQeIdentity.Parse(d.SignedJson);
+            var q = TdQeIdentity.ParseCached(d.SignedJson);
             return (null, q.IssueDate, q.NextUpdate);
         }
         catch (FormatException)

@@ -392,7 +392,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
         {
             if (doc.Kind == TdxCollateralKind.TcbInfo)
             {
-                tcbInfo = TdxTcbInfo.Parse(doc.SignedJson);
+                tcbInfo = TdxTcbInfo.ParseCached(doc.SignedJson);
                 (issue, next) = (tcbInfo.IssueDate, tcbInfo.NextUpdate);
                 if (tcbInfo.Id != "TDX" || tcbInfo.Version != 3)
                 {
@@ -408,7 +408,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
             }
             else
             {
-                qeIdentity = TdQeIdentity.Parse(doc.SignedJson);
+                qeIdentity = TdQeIdentity.ParseCached(doc.SignedJson);
                 (issue, next) = (qeIdentity.IssueDate, qeIdentity.NextUpdate);
                 if (qeIdentity.Id != "TD_QE" || qeIdentity.Version != 2)
                 {
@@ -480,8 +480,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
 
         foreach (var s in inDate)
         {
-            using var key = EcdsaCertificates.P256Key(s.Certificate);
-            if (key is not null && P256.Verify(key, doc.SignedJson.Span, doc.Signature))
+            if (EcdsaCertificates.VerifiesRaw(s.Certificate, doc.SignedJson.Span, doc.Signature))
             {
                 failure = null;
                 return s;
@@ -491,8 +490,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
         // Signed, but by a certificate that does not chain to a pinned root (a look-alike signer)?
         foreach (var c in candidates.Where(c => !chained.Exists(s => ReferenceEquals(s.Certificate, c))))
         {
-            using var key = EcdsaCertificates.P256Key(c);
-            if (key is not null && P256.Verify(key, doc.SignedJson.Span, doc.Signature))
+            if (EcdsaCertificates.VerifiesRaw(c, doc.SignedJson.Span, doc.Signature))
             {
                 failure = (ReasonCodes.CollateralSignerUntrusted, $"signed by {EcdsaCertificates.Describe(c)}, which is not signed by a pinned Intel root");
                 return null;
