@@ -44,6 +44,7 @@ public sealed class AesGcmKeyWrapper : IKeyWrapper
             throw new KeyStoreException(KeyError.InvalidKeyMaterial, $"a model key must be {IKeyBackend.KeyLength} bytes (AES-256); got {key.Length}");
         }
 
+        _ring.Refresh();
         int version = _ring.CurrentVersion;
         byte[] aad = Aad(keyId, version);
         byte[] wrapped = new byte[WrappedLength];

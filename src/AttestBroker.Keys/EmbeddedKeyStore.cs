@@ -59,7 +59,7 @@ public sealed partial class EmbeddedKeyStore : IKeyBackend
             throw new KeyStoreException(KeyError.InvalidKeyMaterial, $"a model key must be {IKeyBackend.KeyLength} bytes (AES-256); got {key.Length}");
         }
 
-        if (!key.Span.ContainsAnyExcept((byte)0))
+        if (!HasNonZeroByte(key.Span))
         {
             throw new KeyStoreException(KeyError.InvalidKeyMaterial, "an all-zero key is not a key");
         }
@@ -81,17 +81,38 @@ public sealed partial class EmbeddedKeyStore : IKeyBackend
             throw new KeyStoreException(KeyError.Disabled, $"key '{keyId}' is disabled");
         }
 
-        try
+        for (int attempt = 0; ; attempt++)
         {
-            await _wrapper.UnwrapAsync(keyId, new WrappedKey(record.Wrapped, record.WrappingKeyId, record.WrappingKeyVersion), destination, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            CryptographicOperations.ZeroMemory(destination.Span[..IKeyBackend.KeyLength]);
-            throw;
-        }
+            try
+            {
+                await _wrapper.UnwrapAsync(keyId, new WrappedKey(record.Wrapped, record.WrappingKeyId, record.WrappingKeyVersion), destination, cancellationToken).ConfigureAwait(false);
+                return KeyInfo.From(record);
+            }
+            catch (KeyStoreException e) when (e.Error == KeyError.KekUnavailable && attempt < MaxRewrapAttempts)
+            {
+                // A rotation re-wrapped the key and retired its old KEK version after the record was read:
+                // read it again; it now names a loaded version. Any other outcome keeps the error.
+                KeyRecord again = await GetRecordAsync(keyId, cancellationToken).ConfigureAwait(false);
+                if (again.WrappingKeyVersion == record.WrappingKeyVersion && again.WrappingKeyId == record.WrappingKeyId)
+                {
+                    CryptographicOperations.ZeroMemory(destination.Span[..IKeyBackend.KeyLength]);
+                    throw;
+                }
 
-        return KeyInfo.From(record);
+                if (again.State != KeyState.Enabled)
+                {
+                    CryptographicOperations.ZeroMemory(destination.Span[..IKeyBackend.KeyLength]);
+                    throw new KeyStoreException(KeyError.Disabled, $"key '{keyId}' is disabled");
+                }
+
+                record = again;
+            }
+            catch
+            {
+                CryptographicOperations.ZeroMemory(destination.Span[..IKeyBackend.KeyLength]);
+                throw;
+            }
+        }
     }
 
     public Task<KeyInfo> DisableAsync(string keyId, CancellationToken cancellationToken = default) => SetStateAsync(keyId, KeyState.Disabled, cancellationToken);
@@ -189,6 +210,18 @@ public sealed partial class EmbeddedKeyStore : IKeyBackend
         {
             _rotation.Release();
         }
+    }
+
+    // Constant time over the key: no early exit that depends on its bytes.
+    private static bool HasNonZeroByte(ReadOnlySpan<byte> key)
+    {
+        int acc = 0;
+        foreach (byte b in key)
+        {
+            acc |= b;
+        }
+
+        return acc != 0;
     }
 
     public override string ToString() => $"EmbeddedKeyStore {{ Name = {Name} }}";

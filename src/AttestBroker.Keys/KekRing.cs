@@ -66,7 +66,15 @@ public abstract class KekRing : IDisposable
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (!_keks.TryGetValue(version, out byte[]? kek))
             {
-                return false;
+                // Another replica sharing the KEK source may have added the version since start.
+                byte[]? loaded = LoadMissing(version);
+                if (loaded is null)
+                {
+                    return false;
+                }
+
+                _keks[version] = loaded;
+                kek = loaded;
             }
 
             use(kek, Fingerprint(kek));
@@ -85,7 +93,8 @@ public abstract class KekRing : IDisposable
                     $"the KEK comes from the {Origin}, which cannot be extended here: add a new version there and restart, then rotate");
             }
 
-            int next = (_keks.Count == 0 ? 0 : _keks.Keys.Max()) + 1;
+            int newest = _keks.Count == 0 ? 0 : _keks.Keys.Max();
+            int next = Math.Max(newest, NewerVersions(newest).DefaultIfEmpty(0).Max()) + 1;
             byte[] kek = GC.AllocateArray<byte>(KekLength, pinned: true);
             RandomNumberGenerator.Fill(kek);
             try
@@ -142,6 +151,29 @@ public abstract class KekRing : IDisposable
     }
 
     private protected abstract void Persist(int version, ReadOnlySpan<byte> kek);
+
+    /// <summary>Loads a version created elsewhere (a pinned 32-byte array), or null when there is none.</summary>
+    private protected virtual byte[]? LoadMissing(int version) => null;
+
+    /// <summary>Versions above the current one that exist in the source but are not loaded yet.</summary>
+    private protected virtual IEnumerable<int> NewerVersions(int current) => [];
+
+    /// <summary>Loads versions added elsewhere since start, so new keys are wrapped under the newest KEK.</summary>
+    internal void Refresh()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            int current = _keks.Count == 0 ? 0 : _keks.Keys.Max();
+            foreach (int v in NewerVersions(current))
+            {
+                if (!_keks.ContainsKey(v) && LoadMissing(v) is { } kek)
+                {
+                    _keks[v] = kek;
+                }
+            }
+        }
+    }
 
     private protected abstract void Forget(int version);
 

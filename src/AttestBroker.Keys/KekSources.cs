@@ -45,20 +45,19 @@ public sealed class FileKekSource : KekRing
                 }
             }
 
-            var versions = new List<int>();
-            foreach (string path in Directory.EnumerateFiles(_directory, Prefix + "*" + Suffix))
-            {
-                string name = Path.GetFileName(path);
-                string number = name[Prefix.Length..^Suffix.Length];
-                if (int.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v > 0 && number == v.ToString(CultureInfo.InvariantCulture))
-                {
-                    versions.Add(v);
-                }
-            }
+            List<int> versions = ListVersions(_directory);
 
             if (versions.Count == 0)
             {
-                AddVersion();
+                try
+                {
+                    AddVersion();
+                }
+                catch (KeyStoreException) when (File.Exists(PathOf(1)))
+                {
+                    // Another replica created version 1 at the same moment: use it.
+                    Load(1, ReadKekFile(PathOf(1)));
+                }
             }
             else
             {
@@ -107,6 +106,47 @@ public sealed class FileKekSource : KekRing
         {
             throw new KeyStoreException(KeyError.KekUnavailable, $"cannot create the KEK file {path}: {e.GetType().Name}", e);
         }
+    }
+
+    private protected override byte[]? LoadMissing(int version)
+    {
+        string path = PathOf(version);
+        try
+        {
+            return File.Exists(path) ? ReadKekFile(path) : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KeyStoreException(KeyError.KekUnavailable, $"cannot read the KEK file {path}: {e.GetType().Name}", e);
+        }
+    }
+
+    private protected override IEnumerable<int> NewerVersions(int current)
+    {
+        try
+        {
+            return [.. ListVersions(_directory).Where(v => v > current)];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KeyStoreException(KeyError.KekUnavailable, $"cannot read the KEK directory {_directory}: {e.GetType().Name}", e);
+        }
+    }
+
+    private static List<int> ListVersions(string directory)
+    {
+        var versions = new List<int>();
+        foreach (string path in Directory.EnumerateFiles(directory, Prefix + "*" + Suffix))
+        {
+            string name = Path.GetFileName(path);
+            string number = name[Prefix.Length..^Suffix.Length];
+            if (int.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out int v) && v > 0 && number == v.ToString(CultureInfo.InvariantCulture))
+            {
+                versions.Add(v);
+            }
+        }
+
+        return versions;
     }
 
     private protected override void Forget(int version)

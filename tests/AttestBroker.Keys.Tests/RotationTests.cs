@@ -71,6 +71,22 @@ public sealed class RotationTests : KeysTestBase
     }
 
     [Test]
+    public async Task A_replica_sharing_the_kek_directory_follows_a_rotation_made_by_another()
+    {
+        EmbeddedKeyStore replicaA = OpenStore(OpenKek());
+        EmbeddedKeyStore replicaB = OpenStore(OpenKek());
+        await replicaA.CreateAsync("m");
+        byte[] key = Release(replicaB, "m");
+
+        await replicaA.RotateKekAsync();
+
+        Assert.That(Release(replicaB, "m"), Is.EqualTo(key), "B loads version 2 from the shared directory on demand");
+        KeyInfo created = await replicaB.CreateAsync("after");
+        Assert.That(created.WrappingKeyVersion, Is.EqualTo(2), "B wraps new keys under the newest version");
+        Assert.That(Release(replicaA, "after"), Has.Length.EqualTo(32));
+    }
+
+    [Test]
     public async Task A_key_created_after_rotation_is_wrapped_under_the_new_version()
     {
         EmbeddedKeyStore store = OpenStore();
