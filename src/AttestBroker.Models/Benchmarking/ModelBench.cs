@@ -91,7 +91,7 @@ public static partial class ModelBench
             Directory.CreateDirectory(plainDir);
             Directory.CreateDirectory(cipherRoot);
 
-            log(string.Create(CultureInfo.InvariantCulture, $"bench: {options.Size} bytes ({options.Size / (double)(1 << 30):F2} GiB); plaintext and outputs in {memRoot} ({kind}); ciphertexts in {cipherRoot}; {Environment.ProcessorCount} processors"));
+            log(string.Create(CultureInfo.InvariantCulture, $"bench: {options.Size} bytes ({options.Size / (double)(1 << 30):F2} GiB); plaintext and outputs in {memRoot} ({kind}); ciphertexts in {cipherRoot}; {Environment.ProcessorCount} processors; load average {LoadAverage()}"));
             var sw = Stopwatch.StartNew();
             await WritePlaintextAsync(plainFile, options.Size, cancellationToken).ConfigureAwait(false);
             log(string.Create(CultureInfo.InvariantCulture, $"created plaintext in {sw.Elapsed.TotalSeconds:F2} s"));
