@@ -49,10 +49,18 @@ public sealed class TdxVerifier : IEvidenceVerifier
             run.Note(ReasonCodes.TrailingBytes, $"{quote.TrailingByteCount} bytes follow the declared signature data (outside the signed structure; ignored)");
         }
 
-        var chain = CheckPckChain(run, quote);
+        PckChain? chain = null;
         try
         {
+            chain = CheckPckChain(run, quote);
             return await VerifyWithChainAsync(run, quote, chain, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is CryptographicException or System.Formats.Asn1.AsnContentException or FormatException or ArgumentException or OverflowException)
+        {
+            // Certificates are parsed lazily by the platform (extensions are decoded on first use): content that is
+            // malformed deep inside a certificate surfaces here. It is a rejection, never an exception to the caller.
+            run.Fail(ReasonCodes.CertificateInvalid, "a certificate or collateral item could not be read: " + ex.Message);
+            return run.Result(crlChecked: false);
         }
         finally
         {

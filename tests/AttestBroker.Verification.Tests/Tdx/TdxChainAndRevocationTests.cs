@@ -27,6 +27,17 @@ public sealed class Chain_under_a_look_alike_intel_root_is_rejected_with_untrust
     }
 
     [Test]
+    public void A_pck_certificate_with_an_undecodable_basic_constraints_extension_is_rejected_not_thrown()
+    {
+        var garbage = new System.Security.Cryptography.X509Certificates.X509Extension("2.5.29.19", [0x04, 0x02, 0xFF, 0xFF], true);
+        using var pki = LookAlikePki.For(Vectors.Read(Gt2), garbage);
+        VerificationResult? r = null;
+        Assert.DoesNotThrow(() => r = TdxVectors.Verify(pki.Quote, Gt2At, CollateralFrom(DcapQvlJson), pki.SimulatedTrust(), skipCrl: true));
+        Assert.That(r!.IsAccepted, Is.False);
+        Assert.That(Codes(r), Does.Contain(ReasonCodes.CertificateInvalid).Or.Contain(ReasonCodes.CertChainInvalid), Describe(r));
+    }
+
+    [Test]
     public void The_real_chain_without_its_root_is_rejected_with_cert_chain_invalid()
     {
         var original = Vectors.Read(Gt2);

@@ -134,7 +134,7 @@ internal sealed class LookAlikePki : IDisposable
     /// <summary>The original quote with the QE report re-signed by the new PCK key and the new chain.</summary>
     public byte[] Quote { get; }
 
-    public static LookAlikePki For(byte[] original)
+    public static LookAlikePki For(byte[] original, X509Extension? leafBasicConstraints = null)
     {
         var q = TdxQuote.Parse(original);
         var chain = new X509Certificate2Collection();
@@ -159,7 +159,7 @@ internal sealed class LookAlikePki : IDisposable
 
         var leafKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var leafReq = new CertificateRequest(origLeaf.SubjectName, leafKey, HashAlgorithmName.SHA256);
-        leafReq.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        leafReq.CertificateExtensions.Add(leafBasicConstraints ?? new X509BasicConstraintsExtension(false, false, 0, true));
         leafReq.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.NonRepudiation, true));
         leafReq.CertificateExtensions.Add(origLeaf.Extensions[PckCertificateExtensions.SgxExtensionOid]!);
         var leaf = leafReq.Create(ca, From, To, origLeaf.SerialNumberBytes.ToArray());
