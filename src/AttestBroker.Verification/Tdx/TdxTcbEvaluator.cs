@@ -164,24 +164,22 @@ public static class TdxTcbEvaluator
     }
 
     /// <summary>
-    /// TDX 1.5 "TD relaunch advised": the platform status is computed from TEE_TCB_SVN (the module the TD was built
-    /// on, the conservative choice QVL makes). When that is OutOfDate[ConfigurationNeeded] only because of the TDX
-    /// module, and the same evaluation with TEE_TCB_SVN2 (the module after TD-preserving updates) is UpToDate (or
-    /// only needs configuration), relaunching the TD would recover: report TDRelaunchAdvised[ConfigurationNeeded].
+    /// TDX 1.5 "TD relaunch advised". <paramref name="launch"/> is the final status computed from TEE_TCB_SVN (the
+    /// module the TD was launched on; QVL's choice and the conservative one), <paramref name="current"/> the same
+    /// evaluation with TEE_TCB_SVN2 (the module after TD-preserving updates), both already converged with the QE
+    /// status. Only an out-of-date launch status changes: when relaunching the TD would bring it up to date (or to a
+    /// status that needs only configuration), the result says so; otherwise the launch status stands.
     /// </summary>
-    public static string AdviseRelaunch(string status, TdxTcbInfo tcbInfo, PckCertificateExtensions pck, ReadOnlySpan<byte> teeTcbSvn2, ReadOnlySpan<byte> mrSignerSeam, ReadOnlySpan<byte> seamAttributes)
+    public static string CheckForRelaunch(string launch, string? current)
     {
-        if (status is not (TcbStatusNames.OutOfDate or TcbStatusNames.OutOfDateConfigurationNeeded))
+        var currentOk = current is TcbStatusNames.UpToDate or TcbStatusNames.SwHardeningNeeded;
+        var currentNeedsConfig = current is TcbStatusNames.ConfigurationNeeded or TcbStatusNames.ConfigurationAndSwHardeningNeeded;
+        return launch switch
         {
-            return status;
-        }
-
-        var updated = EvaluatePlatform(tcbInfo, pck, teeTcbSvn2, mrSignerSeam, seamAttributes);
-        return updated.Status switch
-        {
-            TcbStatusNames.UpToDate or TcbStatusNames.SwHardeningNeeded => TcbStatusNames.TdRelaunchAdvised,
-            TcbStatusNames.ConfigurationNeeded or TcbStatusNames.ConfigurationAndSwHardeningNeeded => TcbStatusNames.TdRelaunchAdvisedConfigurationNeeded,
-            _ => status,
+            TcbStatusNames.OutOfDate when currentOk => TcbStatusNames.TdRelaunchAdvised,
+            TcbStatusNames.OutOfDate when currentNeedsConfig => TcbStatusNames.TdRelaunchAdvisedConfigurationNeeded,
+            TcbStatusNames.OutOfDateConfigurationNeeded when currentOk || currentNeedsConfig => TcbStatusNames.TdRelaunchAdvisedConfigurationNeeded,
+            _ => launch,
         };
     }
 }

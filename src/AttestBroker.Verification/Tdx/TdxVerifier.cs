@@ -563,8 +563,9 @@ public sealed class TdxVerifier : IEvidenceVerifier
 
         // The platform status is computed from TEE_TCB_SVN for both TDX 1.0 and 1.5 bodies, as Intel's QVL does:
         // it is the SVN of the TDX module the TD was created on, so it is the conservative one. TEE_TCB_SVN2 (TD 1.5:
-        // the module after TD-preserving updates) only turns an OutOfDate result into TDRelaunchAdvised[...], which
-        // tells policy that relaunching the TD would bring it up to date; it never makes a status better than that.
+        // the module after TD-preserving updates) is evaluated the same way (also converged with the QE status) only to
+        // turn an out-of-date result into TDRelaunchAdvised[ConfigurationNeeded], which tells policy that relaunching
+        // the TD would bring it up to date; it never makes a status better than that.
         var evaluation = TdxTcbEvaluator.EvaluatePlatform(tcbInfo, pck, b.TeeTcbSvn.Span, b.MrSignerSeam.Span, b.SeamAttributes.Span);
         if (!evaluation.Succeeded)
         {
@@ -573,11 +574,6 @@ public sealed class TdxVerifier : IEvidenceVerifier
         }
 
         var status = evaluation.Status!;
-        if (b.TeeTcbSvn2 is { } svn2)
-        {
-            status = TdxTcbEvaluator.AdviseRelaunch(status, tcbInfo, pck, svn2.Span, b.MrSignerSeam.Span, b.SeamAttributes.Span);
-        }
-
         if (status == TcbStatusNames.Revoked)
         {
             run.Fail(ReasonCodes.TcbRevoked, $"the platform TCB level (tcbDate {evaluation.Level?.TcbDate:O}) is Revoked");
@@ -588,6 +584,13 @@ public sealed class TdxVerifier : IEvidenceVerifier
         {
             status = TdxTcbEvaluator.Converge(status, qeLevel.TcbStatus);
             advisories.AddRange(qeLevel.AdvisoryIds);
+        }
+
+        if (b.TeeTcbSvn2 is { } svn2 && status is TcbStatusNames.OutOfDate or TcbStatusNames.OutOfDateConfigurationNeeded)
+        {
+            var current = TdxTcbEvaluator.EvaluatePlatform(tcbInfo, pck, svn2.Span, b.MrSignerSeam.Span, b.SeamAttributes.Span);
+            var currentStatus = current.Status is { } cs && qeLevel is not null ? TdxTcbEvaluator.Converge(cs, qeLevel.TcbStatus) : current.Status;
+            status = TdxTcbEvaluator.CheckForRelaunch(status, currentStatus);
         }
 
         run.Claims.Set("tcb_status", status);

@@ -122,6 +122,59 @@ public sealed class Tcb_evaluation_follows_the_qvl_rules
     }
 
     [Test]
+    public void Relaunch_is_not_advised_when_the_qe_is_out_of_date_too()
+    {
+        var r = Verify(
+            t => Module(t, "TDX_01")["tcbLevels"] = new JsonArray(
+                new JsonObject { ["tcb"] = new JsonObject { ["isvsvn"] = 13 }, ["tcbStatus"] = "UpToDate" },
+                new JsonObject { ["tcb"] = new JsonObject { ["isvsvn"] = 4 }, ["tcbStatus"] = "OutOfDate" }),
+            q => q["tcbLevels"]![0]!["tcbStatus"] = "OutOfDate");
+        Assert.That(Claim(r, "tcb_status"), Is.EqualTo("OutOfDate"), Describe(r));
+    }
+
+    [Test]
+    public void Out_of_date_module_on_a_configuration_needed_level_advises_relaunch_with_configuration()
+    {
+        var r = Verify(t =>
+        {
+            Level(t, 0)["tcbStatus"] = "ConfigurationNeeded";
+            Module(t, "TDX_01")["tcbLevels"] = new JsonArray(
+                new JsonObject { ["tcb"] = new JsonObject { ["isvsvn"] = 13 }, ["tcbStatus"] = "UpToDate" },
+                new JsonObject { ["tcb"] = new JsonObject { ["isvsvn"] = 4 }, ["tcbStatus"] = "OutOfDate" });
+        });
+        Assert.That(Claim(r, "tcb_status"), Is.EqualTo("TDRelaunchAdvisedConfigurationNeeded"), Describe(r));
+    }
+
+    [TestCase("OutOfDate", "UpToDate", "TDRelaunchAdvised")]
+    [TestCase("OutOfDate", "SWHardeningNeeded", "TDRelaunchAdvised")]
+    [TestCase("OutOfDate", "ConfigurationNeeded", "TDRelaunchAdvisedConfigurationNeeded")]
+    [TestCase("OutOfDate", "ConfigurationAndSWHardeningNeeded", "TDRelaunchAdvisedConfigurationNeeded")]
+    [TestCase("OutOfDateConfigurationNeeded", "UpToDate", "TDRelaunchAdvisedConfigurationNeeded")]
+    [TestCase("OutOfDate", "OutOfDate", "OutOfDate")]
+    [TestCase("OutOfDate", "Revoked", "OutOfDate")]
+    [TestCase("OutOfDate", null, "OutOfDate")]
+    [TestCase("UpToDate", "UpToDate", "UpToDate")]
+    [TestCase("ConfigurationNeeded", "UpToDate", "ConfigurationNeeded")]
+    [TestCase("Revoked", "UpToDate", "Revoked")]
+    public void Relaunch_advice_only_changes_an_out_of_date_launch_status(string launch, string? current, string expected)
+    {
+        Assert.That(TdxTcbEvaluator.CheckForRelaunch(launch, current), Is.EqualTo(expected));
+    }
+
+    [TestCase("UpToDate", "OutOfDate", "OutOfDate")]
+    [TestCase("SWHardeningNeeded", "OutOfDate", "OutOfDate")]
+    [TestCase("ConfigurationNeeded", "OutOfDate", "OutOfDateConfigurationNeeded")]
+    [TestCase("ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded")]
+    [TestCase("OutOfDate", "UpToDate", "OutOfDate")]
+    [TestCase("UpToDate", "Revoked", "Revoked")]
+    [TestCase("UpToDate", "UpToDate", "UpToDate")]
+    [TestCase("ConfigurationNeeded", "SWHardeningNeeded", "ConfigurationNeeded")]
+    public void Component_status_converges_into_the_platform_status_as_qvl_does(string platform, string component, string expected)
+    {
+        Assert.That(TdxTcbEvaluator.Converge(platform, component), Is.EqualTo(expected));
+    }
+
+    [Test]
     public void Out_of_date_module_without_a_better_tee_tcb_svn2_stays_out_of_date()
     {
         var r = Verify(t => Module(t, "TDX_01")["tcbLevels"] = new JsonArray(
