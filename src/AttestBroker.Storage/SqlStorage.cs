@@ -587,6 +587,9 @@ public abstract class SqlStorage : IBrokerStorage, IReplayStore, IAuditLog, IPol
     {
         ArgumentNullException.ThrowIfNull(record);
         RequireId(record.KeyId, nameof(record));
+        ArgumentNullException.ThrowIfNull(record.Wrapped);
+        RequireId(record.WrappingKeyId, nameof(record));
+        RequireId(record.Backend, nameof(record));
         return Run(async () =>
         {
             await using DbConnection c = await OpenAsync(cancellationToken).ConfigureAwait(false);

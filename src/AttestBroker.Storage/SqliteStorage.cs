@@ -59,7 +59,11 @@ public sealed class SqliteStorage : SqlStorage
     }
 
     internal override bool IsUniqueViolation(DbException exception) =>
-        exception is SqliteException { SqliteErrorCode: 19 }; // SQLITE_CONSTRAINT
+        exception is SqliteException { SqliteExtendedErrorCode: SqliteConstraintPrimaryKey or SqliteConstraintUnique };
+
+    // Extended result codes: only key collisions count, not NOT NULL or CHECK failures.
+    private const int SqliteConstraintPrimaryKey = 1555;
+    private const int SqliteConstraintUnique = 2067;
 
     internal override Task BeforeMigrationAsync(DbConnection connection, CancellationToken cancellationToken) =>
         ExecAsync(connection, null, "PRAGMA journal_mode = WAL", cancellationToken);
