@@ -70,7 +70,7 @@ public sealed class The_pki_directory_holds_public_certificates_and_owner_only_k
     {
 
         var keys = Directory.EnumerateFiles(SimTestEnvironment.PkiDir, "*.key.pem", SearchOption.AllDirectories).Append(Path.Combine(SimTestEnvironment.PkiDir, SimPki.SeedFile)).ToList();
-        Assert.That(keys, Has.Count.EqualTo(3 + 9 + 1));
+        Assert.That(keys, Has.Count.EqualTo(3 + 1 + 9 + 6 + 1), "Intel CAs, default PCK, AMD CAs, default VCEK/VLEK per product, seed");
         foreach (var k in keys)
         {
             Assert.That(File.GetUnixFileMode(k), Is.EqualTo(UnixFileMode.UserRead | UnixFileMode.UserWrite), k);

@@ -160,6 +160,15 @@ public sealed class SimPki : IDisposable
             WritePair(dir, $"amd/{product.CliName()}/asvk", chain.Asvk);
         }
 
+        // The default platforms' leaves, for people and tools that want the files (the simulator re-derives them from the seed).
+        WritePair(dir, "intel/pck-default", IssuePck(new TdxPlatform()));
+        foreach (var product in Amd.Keys)
+        {
+            var platform = new SnpPlatform { Product = product, ChipId = SnpPlatform.DefaultChipId(product) };
+            WritePair(dir, $"amd/{product.CliName()}/vcek-default", IssueVcek(platform));
+            WritePair(dir, $"amd/{product.CliName()}/vlek-default", IssueVlek(platform));
+        }
+
         var seed = _seed.ExportBytes();
         var hex = Convert.ToHexStringLower(seed);
         CryptographicOperations.ZeroMemory(seed);
