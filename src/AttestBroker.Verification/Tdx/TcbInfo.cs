@@ -90,7 +90,7 @@ public sealed class TdxTcbInfo
                     throw new FormatException("a tcbLevel does not have 16 sgxtcbcomponents and 16 tdxtcbcomponents");
                 }
 
-                levels.Add(new TdxTcbLevel(sgx, Json.Int(tcb, "pcesvn", 0, 65535), tdx, Json.OptionalDate(level, "tcbDate"), Json.String(level, "tcbStatus"), Json.Advisories(level)));
+                levels.Add(new TdxTcbLevel(sgx, Json.Int(tcb, "pcesvn", 0, 65535), tdx, Json.OptionalDate(level, "tcbDate"), Json.Status(level, Json.PlatformStatuses), Json.Advisories(level)));
             }
 
             return new TdxTcbInfo
@@ -300,6 +300,22 @@ internal static class Json
     public static IsvSvnTcbLevel IsvSvnLevel(JsonElement level)
     {
         var tcb = Object(level, "tcb");
-        return new IsvSvnTcbLevel(Int(tcb, "isvsvn", 0, 65535), OptionalDate(level, "tcbDate"), String(level, "tcbStatus"), Advisories(level));
+        return new IsvSvnTcbLevel(Int(tcb, "isvsvn", 0, 65535), OptionalDate(level, "tcbDate"), Status(level, ComponentStatuses), Advisories(level));
+    }
+
+    /// <summary>The statuses a platform TCB level may carry; any other is unrecognised (QVL: TCB_UNRECOGNIZED_STATUS), so the document is refused.</summary>
+    public static readonly string[] PlatformStatuses =
+    [
+        TcbStatusNames.UpToDate, TcbStatusNames.SwHardeningNeeded, TcbStatusNames.ConfigurationNeeded, TcbStatusNames.ConfigurationAndSwHardeningNeeded,
+        TcbStatusNames.OutOfDate, TcbStatusNames.OutOfDateConfigurationNeeded, TcbStatusNames.Revoked,
+    ];
+
+    /// <summary>The statuses a QE Identity or TDX module level may carry.</summary>
+    public static readonly string[] ComponentStatuses = [TcbStatusNames.UpToDate, TcbStatusNames.OutOfDate, TcbStatusNames.Revoked];
+
+    public static string Status(JsonElement level, string[] allowed)
+    {
+        var status = String(level, "tcbStatus");
+        return System.Array.IndexOf(allowed, status) >= 0 ? status : throw new FormatException($"unrecognised tcbStatus '{status}'");
     }
 }

@@ -289,6 +289,21 @@ public sealed class Tcb_evaluation_follows_the_qvl_rules
         Assert.That(r.Claims.Contains("tcb_status"), Is.False);
     }
 
+    [Test]
+    public void Unrecognised_tcb_status_in_a_signed_tcb_info_gives_collateral_invalid()
+    {
+        var r = Verify(t => Level(t, 0)["tcbStatus"] = "Fine");
+        Assert.That(Codes(r), Is.EqualTo(new[] { ReasonCodes.CollateralInvalid }), Describe(r));
+        Assert.That(r.Claims.Contains("tcb_status"), Is.False);
+    }
+
+    [Test]
+    public void Platform_only_status_on_a_qe_level_gives_collateral_invalid()
+    {
+        var r = Verify(changeQe: q => q["tcbLevels"]![0]!["tcbStatus"] = "SWHardeningNeeded");
+        Assert.That(Codes(r), Is.EqualTo(new[] { ReasonCodes.CollateralInvalid }), Describe(r));
+    }
+
     [TestCase("id", "QE")]
     [TestCase("version", 1)]
     public void Qe_identity_of_another_kind_gives_collateral_mismatch(string member, object value)
