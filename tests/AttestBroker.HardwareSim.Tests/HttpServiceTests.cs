@@ -175,6 +175,55 @@ public sealed class Collateral_served_over_http_behaves_like_the_file_form
         }
     }
 
+    [TestCase(0, 0, TestName = "Tdx_quote_verifies_with_collateral_fetched_by_the_pcs_provider_from_the_simulated_pcs")]
+    [TestCase(1, 1, TestName = "Tdx_quote_verifies_through_a_429_and_a_503_from_the_simulated_pcs")]
+    public async Task Tdx_quote_verifies_over_pcs(int fail429, int fail503)
+    {
+        var (service, _, http) = Server(new SimServerBehaviour { Fail429 = fail429, Fail503 = fail503, RetryAfterSeconds = 0 });
+        using (http)
+        {
+            var cacheDir = SimTestEnvironment.TempDir();
+            try
+            {
+                var options = new CollateralFetchOptions { IntelPcsBaseUrl = Base, IntelCertificatesBaseUrl = Base, CacheDirectory = cacheDir, InitialBackoff = TimeSpan.FromMilliseconds(1), MaxAttempts = 3 };
+                var cache = new CollateralHttpCache(http, options, new FixedTime(SimTestEnvironment.At));
+                var verifier = new TdxVerifier(new TdxPcsCollateralProvider(cache, Base, Base));
+                var quote = SimEvidence.Create(SimTestEnvironment.Pki, SimProfile.Default(), TeeKind.Tdx, new EvidenceOptions { QuoteVersion = 5 });
+                var result = await verifier.VerifyAsync(quote, SimTestEnvironment.Context());
+                Assert.That(result.IsAccepted, Is.True, SimTestEnvironment.Describe(result));
+                Assert.That(result.CrlChecked, Is.True);
+                Assert.That(service.Behaviour.Fail429 + service.Behaviour.Fail503, Is.Zero);
+            }
+            finally
+            {
+                Directory.Delete(cacheDir, true);
+            }
+        }
+    }
+
+    [Test]
+    public async Task Tcb_revoked_fault_on_the_simulated_pcs_is_rejected_with_tcb_revoked()
+    {
+        var (_, _, http) = Server(faults: [SimFault.TcbRevoked]);
+        using (http)
+        {
+            var cacheDir = SimTestEnvironment.TempDir();
+            try
+            {
+                var options = new CollateralFetchOptions { IntelPcsBaseUrl = Base, IntelCertificatesBaseUrl = Base, CacheDirectory = cacheDir, InitialBackoff = TimeSpan.FromMilliseconds(1) };
+                var cache = new CollateralHttpCache(http, options, new FixedTime(SimTestEnvironment.At));
+                var verifier = new TdxVerifier(new TdxPcsCollateralProvider(cache, Base, Base));
+                var quote = SimEvidence.Create(SimTestEnvironment.Pki, SimProfile.Default(), TeeKind.Tdx, new EvidenceOptions());
+                var result = await verifier.VerifyAsync(quote, SimTestEnvironment.Context());
+                Assert.That(result.HasReason(ReasonCodes.TcbRevoked), Is.True, SimTestEnvironment.Describe(result));
+            }
+            finally
+            {
+                Directory.Delete(cacheDir, true);
+            }
+        }
+    }
+
     [Test]
     public async Task Pck_crl_for_the_processor_ca_is_not_found_and_unknown_paths_are_404()
     {

@@ -113,7 +113,7 @@ public sealed class SimHttpService
                 return SimHttpResponse.Text(405, "method not allowed");
             }
 
-            return path.StartsWith("/sgx/", StringComparison.Ordinal) || path.StartsWith("/tdx/", StringComparison.Ordinal)
+            return path.StartsWith("/sgx/", StringComparison.Ordinal) || path.StartsWith("/tdx/", StringComparison.Ordinal) || path == "/IntelSGXRootCA.der"
                 ? Intel(path, query)
                 : path.StartsWith("/vcek/", StringComparison.Ordinal) || path.StartsWith("/vlek/", StringComparison.Ordinal)
                     ? Amd(path, query)
@@ -175,6 +175,7 @@ public sealed class SimHttpService
                 }
 
             case "/sgx/certification/v4/rootcacrl":
+            case "/IntelSGXRootCA.der":
                 return new SimHttpResponse(200, "application/pkix-crl", bundle.RootCaCrl, new Dictionary<string, string>());
             default:
                 return SimHttpResponse.Text(404, "not found");
