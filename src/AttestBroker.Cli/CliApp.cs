@@ -12,6 +12,8 @@ public static class CliApp
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(ModelCommands.Create());
         root.Subcommands.Add(PolicyCommand.Create());
+        root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(AdminCommand.Create());
         return root;
     }
 

@@ -1,0 +1,471 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using AttestBroker.Evidence;
+using AttestBroker.Keys;
+using AttestBroker.Policy;
+using AttestBroker.Protocol;
+using AttestBroker.Storage;
+using AttestBroker.Verification;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+
+namespace AttestBroker.Server;
+
+/// <summary>The verifiers, trust anchors and CRL setting the broker appraises evidence with.</summary>
+public sealed record VerifierSet(IReadOnlyDictionary<TeeKind, IEvidenceVerifier> Verifiers, TrustStore Trust, bool SkipCrl);
+
+/// <summary>A parsed attest-and-release request (see docs/protocol.md §7).</summary>
+internal sealed record AttestRequest(string ChallengeToken, byte[] Evidence, Jwk PublicKey, IReadOnlyList<string> KeyIds, string? ServiceAccountToken);
+
+/// <summary>
+/// The broker's decisions: issue challenges, and attest-and-release (verify evidence, check the REPORT_DATA binding,
+/// appraise each requested key's release policy, wrap granted keys as JWEs, sign a result token). Every decision is
+/// appended to the audit log before anything is returned. Key bytes live only in a buffer zeroed after wrapping.
+/// </summary>
+public sealed partial class BrokerService
+{
+    public const string AuditKindRelease = "release";
+    public const string AuditKindAttestation = "attestation";
+    public const string Granted = "granted";
+    public const string Denied = "denied";
+    private const int MaxEvidenceBytes = 64 * 1024;
+
+    private readonly IBrokerStorage _storage;
+    private readonly IKeyBackend _keys;
+    private readonly NonceService _nonces;
+    private readonly TokenSigner _signer;
+    private readonly VerifierSet _verifiers;
+    private readonly BrokerOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<BrokerService> _log;
+
+    public BrokerService(IBrokerStorage storage, IKeyBackend keys, NonceService nonces, TokenSigner signer, VerifierSet verifiers, BrokerOptions options, TimeProvider time, ILogger<BrokerService> log)
+    {
+        _storage = storage;
+        _keys = keys;
+        _nonces = nonces;
+        _signer = signer;
+        _verifiers = verifiers;
+        _options = options;
+        _time = time;
+        _log = log;
+    }
+
+    /// <summary>POST /v1/challenge: body <c>{"tee":"tdx"}</c>.</summary>
+    public BrokerOutcome Challenge(ReadOnlySpan<byte> body)
+    {
+        string? teeName;
+        try
+        {
+            using var doc = JsonDocument.Parse(body.ToArray(), JsonOptions);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return BrokerProblem.Malformed("the body must be a JSON object");
+            }
+
+            foreach (var p in root.EnumerateObject())
+            {
+                if (p.Name != "tee")
+                {
+                    return BrokerProblem.Malformed($"unknown member \"{Truncate(p.Name)}\"");
+                }
+            }
+
+            teeName = root.TryGetProperty("tee", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+        }
+        catch (JsonException)
+        {
+            return BrokerProblem.Malformed("the body is not valid JSON");
+        }
+
+        if (teeName is not (TeeKindNames.Tdx or TeeKindNames.SevSnp) || !TeeKindNames.TryParse(teeName, out var tee))
+        {
+            return BrokerProblem.Malformed("\"tee\" must be \"tdx\" or \"sev-snp\"");
+        }
+
+        var (challenge, token) = _nonces.Issue(tee);
+        var response = new JsonObject
+        {
+            ["tee"] = tee.ToWireName(),
+            ["nonce"] = NonceService.Base64UrlEncode(challenge.Nonce),
+            ["challenge"] = token,
+            ["expires_at"] = challenge.ExpiresAt.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture),
+        };
+        return new BrokerOutcome(response, null);
+    }
+
+    /// <summary>POST /v1/attest: the whole attest-and-release round trip.</summary>
+    public async Task<BrokerOutcome> AttestAsync(ReadOnlyMemory<byte> body, string? client, CancellationToken cancellationToken)
+    {
+        var parsed = ParseAttest(body.Span, out var problem);
+        if (parsed is null)
+        {
+            return problem!;
+        }
+
+        var now = _time.GetUtcNow();
+        var evidenceDigest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(parsed.Evidence));
+        var thumbprint = parsed.PublicKey.Thumbprint();
+        var baseDetails = new Dictionary<string, string>(StringComparer.Ordinal) { ["jkt"] = thumbprint };
+        if (client is not null)
+        {
+            baseDetails["client"] = client;
+        }
+
+        if (!_nonces.TryOpen(parsed.ChallengeToken, out var challenge, out var challengeError))
+        {
+            var p = challengeError == ChallengeError.Expired
+                ? new BrokerProblem(StatusCodes.Status410Gone, ProblemCodes.NonceExpired, "Nonce expired", "the challenge has expired; ask for a new one")
+                : new BrokerProblem(StatusCodes.Status400BadRequest, ProblemCodes.InvalidChallenge, "Invalid challenge", "the challenge is not one this broker issued");
+            await AuditDenialAsync(now, client, p.Code, evidenceDigest, null, parsed.KeyIds, baseDetails, cancellationToken);
+            return p;
+        }
+
+        baseDetails["tee"] = challenge!.Tee.ToWireName();
+        if (!await _storage.Replay.TryConsumeAsync(challenge.NonceId, challenge.ExpiresAt, cancellationToken))
+        {
+            var p = new BrokerProblem(StatusCodes.Status409Conflict, ProblemCodes.NonceUsed, "Nonce already used", "each challenge can be used once; ask for a new one");
+            await AuditDenialAsync(now, client, p.Code, evidenceDigest, null, parsed.KeyIds, baseDetails, cancellationToken);
+            return p;
+        }
+
+        if (!_verifiers.Verifiers.TryGetValue(challenge.Tee, out var verifier))
+        {
+            return new BrokerProblem(StatusCodes.Status503ServiceUnavailable, ProblemCodes.BackendUnavailable, "Verifier unavailable", "no verifier is configured for this TEE kind");
+        }
+
+        var context = new VerificationContext(now, _verifiers.Trust) { SkipCrl = _verifiers.SkipCrl };
+        var result = await verifier.VerifyAsync(parsed.Evidence, context, cancellationToken);
+        var claims = result.Claims.ToJson();
+        var claimsDigest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(claims.ToJsonString())));
+
+        if (result.HasReason(ReasonCodes.CollateralUnavailable))
+        {
+            var p = new BrokerProblem(StatusCodes.Status503ServiceUnavailable, ProblemCodes.CollateralUnavailable, "Collateral unavailable", "verification collateral could not be obtained; retry later");
+            await AuditDenialAsync(now, client, p.Code, evidenceDigest, claimsDigest, parsed.KeyIds, baseDetails, cancellationToken);
+            return p;
+        }
+
+        // The evidence must bind this request's nonce and public key. A rejected evidence may carry no REPORT_DATA at all.
+        var reportDataHex = claims["report_data"] is JsonValue rv && rv.TryGetValue<string>(out var s) ? s : null;
+        var reportData = reportDataHex is { Length: ReportDataBinding.ReportDataLength * 2 } ? TryHex(reportDataHex) : null;
+        if (reportData is null || !ReportDataBinding.Matches(reportData, challenge.Nonce, parsed.PublicKey))
+        {
+            var detail = result.IsAccepted || reportData is not null
+                ? "REPORT_DATA is not SHA-512(nonce || thumbprint of public_key)"
+                : "the evidence could not be read: " + string.Join(", ", result.Reasons.Select(r => r.Code));
+            var p = reportData is null && !result.IsAccepted
+                ? new BrokerProblem(StatusCodes.Status400BadRequest, ProblemCodes.MalformedEvidence, "Malformed evidence", detail)
+                : new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.BindingMismatch, "Evidence not bound to this request", detail);
+            await AuditDenialAsync(now, client, p.Code, evidenceDigest, claimsDigest, parsed.KeyIds, baseDetails, cancellationToken);
+            return p;
+        }
+
+        var input = new PolicyInput(result.Tee.ToWireName(), claims, now)
+        {
+            VerificationFailures = result.Reasons.Select(r => new VerificationFailure(r.Code, r.Message)).ToList(),
+            Simulated = result.Simulated,
+            CrlChecked = result.CrlChecked,
+            TrustsSimulator = _verifiers.Trust.TrustsSimulator,
+        };
+
+        return await ReleaseAsync(parsed, input, now, client, evidenceDigest, claimsDigest, baseDetails, cancellationToken);
+    }
+
+    private async Task<BrokerOutcome> ReleaseAsync(AttestRequest request, PolicyInput input, DateTimeOffset now, string? client, string evidenceDigest, string claimsDigest, Dictionary<string, string> details, CancellationToken cancellationToken)
+    {
+        // Appraise every key first; release nothing unless every requested key is granted.
+        var decisions = new List<(string KeyId, PolicyDecision? Decision, long? StoreVersion, string? Refusal)>();
+        foreach (var keyId in request.KeyIds)
+        {
+            var info = await _keys.GetInfoAsync(keyId, cancellationToken);
+            if (info is null)
+            {
+                var p = new BrokerProblem(StatusCodes.Status404NotFound, ProblemCodes.UnknownKey, "Unknown key", $"no key with id \"{keyId}\"", new JsonObject { ["key_id"] = keyId });
+                await AppendAsync(new AuditEvent(AuditKindRelease, now, client, Denied, [ProblemCodes.UnknownKey], evidenceDigest, claimsDigest, null, keyId, details), cancellationToken);
+                return p;
+            }
+
+            var stored = await _storage.Policies.GetCurrentAsync(keyId, cancellationToken);
+            if (stored is null)
+            {
+                decisions.Add((keyId, null, null, "no_policy"));
+                continue;
+            }
+
+            ReleasePolicy policy;
+            try
+            {
+                policy = ReleasePolicy.Parse(stored.Document);
+            }
+            catch (PolicyFormatException)
+            {
+                decisions.Add((keyId, null, stored.Version, "policy_invalid"));
+                continue;
+            }
+
+            decisions.Add((keyId, PolicyEvaluator.Evaluate(policy, input), stored.Version, info.State == KeyState.Disabled ? "key_disabled" : null));
+        }
+
+        var denied = decisions.Where(d => d.Refusal is not null || d.Decision is { Granted: false }).ToList();
+        if (denied.Count > 0)
+        {
+            var perKey = new JsonArray();
+            foreach (var (keyId, decision, version, refusal) in decisions)
+            {
+                var reasons = new List<string>();
+                if (refusal is not null)
+                {
+                    reasons.Add(refusal);
+                }
+
+                if (decision is not null)
+                {
+                    reasons.AddRange(decision.Failures.Select(f => f.Code));
+                }
+
+                var keyDetails = new Dictionary<string, string>(details, StringComparer.Ordinal);
+                if (decision is not null)
+                {
+                    keyDetails["decision"] = decision.ToJson().ToJsonString();
+                }
+
+                if (reasons.Count == 0)
+                {
+                    // Granted on its own, but withheld because another requested key was denied.
+                    reasons.Add("withheld_other_key_denied");
+                }
+
+                await AppendAsync(new AuditEvent(AuditKindRelease, now, client, Denied, reasons, evidenceDigest, claimsDigest, version, keyId, keyDetails), cancellationToken);
+                var entry = new JsonObject { ["key_id"] = keyId };
+                if (refusal is not null)
+                {
+                    entry["decision"] = "denied";
+                    entry["reason"] = refusal;
+                }
+                else if (decision is not null)
+                {
+                    entry["decision"] = decision.Granted ? "granted" : "denied";
+                    if (!decision.Granted)
+                    {
+                        var requester = decision.ToRequesterJson();
+                        entry["policy"] = decision.PolicyName;
+                        entry["policy_version"] = decision.PolicyVersion;
+                        if (requester["failures"] is JsonArray failures)
+                        {
+                            entry["failures"] = failures.DeepClone();
+                        }
+                    }
+                }
+
+                perKey.Add(entry);
+            }
+
+            var onlyDisabled = denied.All(d => d.Refusal == "key_disabled" && d.Decision is { Granted: true });
+            return onlyDisabled
+                ? new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.KeyDisabled, "Key disabled", "a requested key is disabled", new JsonObject { ["keys"] = perKey })
+                : new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.PolicyDenied, "Denied by policy", "the release policy of at least one requested key denied; no key was released", new JsonObject { ["keys"] = perKey });
+        }
+
+        var released = new JsonArray();
+        var buffer = new byte[IKeyBackend.KeyLength];
+        try
+        {
+            foreach (var (keyId, decision, version, _) in decisions)
+            {
+                try
+                {
+                    await _keys.GetForReleaseAsync(keyId, buffer, cancellationToken);
+                }
+                catch (KeyStoreException ex) when (ex.Error == KeyError.Disabled)
+                {
+                    await AppendAsync(new AuditEvent(AuditKindRelease, now, client, Denied, ["key_disabled"], evidenceDigest, claimsDigest, version, keyId, details), cancellationToken);
+                    return new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.KeyDisabled, "Key disabled", $"key \"{keyId}\" is disabled");
+                }
+
+                var jwe = JweEncryptor.Encrypt(buffer, request.PublicKey, keyId);
+                CryptographicOperations.ZeroMemory(buffer);
+                released.Add(new JsonObject { ["key_id"] = keyId, ["jwe"] = jwe });
+                var keyDetails = new Dictionary<string, string>(details, StringComparer.Ordinal) { ["decision"] = decision!.ToJson().ToJsonString() };
+                await AppendAsync(new AuditEvent(AuditKindRelease, now, client, Granted, [], evidenceDigest, claimsDigest, version, keyId, keyDetails), cancellationToken);
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(buffer);
+        }
+
+        var lifetime = TimeSpan.FromSeconds(_options.TokenLifetimeSeconds);
+        var token = _signer.CreateToken(new ResultTokenDescriptor
+        {
+            Issuer = _options.Issuer,
+            ConfirmationKey = request.PublicKey,
+            Claims = (JsonObject)input.Claims.DeepClone(),
+            Lifetime = lifetime,
+        }, now);
+        LogReleased(_log, released.Count, input.Tee);
+        return new BrokerOutcome(new JsonObject
+        {
+            ["keys"] = released,
+            ["token"] = token,
+            ["token_expires_at"] = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + (long)lifetime.TotalSeconds).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture),
+            ["tee"] = input.Tee,
+            ["simulated"] = input.Simulated,
+        }, null);
+    }
+
+    private async Task AuditDenialAsync(DateTimeOffset now, string? client, string code, string evidenceDigest, string? claimsDigest, IReadOnlyList<string> keyIds, Dictionary<string, string> details, CancellationToken cancellationToken)
+    {
+        var d = new Dictionary<string, string>(details, StringComparer.Ordinal) { ["key_ids"] = string.Join(",", keyIds) };
+        await AppendAsync(new AuditEvent(AuditKindAttestation, now, client, Denied, [code], evidenceDigest, claimsDigest, null, null, d), cancellationToken);
+    }
+
+    private Task AppendAsync(AuditEvent e, CancellationToken cancellationToken) => _storage.Audit.AppendAsync(e, cancellationToken);
+
+    private AttestRequest? ParseAttest(ReadOnlySpan<byte> body, out BrokerProblem? problem)
+    {
+        problem = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(body.ToArray(), JsonOptions);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                problem = BrokerProblem.Malformed("the body must be a JSON object");
+                return null;
+            }
+
+            string? challenge = null, evidence = null, saToken = null;
+            JsonElement? jwk = null;
+            List<string>? keyIds = null;
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var p in root.EnumerateObject())
+            {
+                if (!seen.Add(p.Name))
+                {
+                    problem = BrokerProblem.Malformed($"member \"{Truncate(p.Name)}\" appears twice");
+                    return null;
+                }
+
+                switch (p.Name)
+                {
+                    case "challenge" when p.Value.ValueKind == JsonValueKind.String:
+                        challenge = p.Value.GetString();
+                        break;
+                    case "evidence" when p.Value.ValueKind == JsonValueKind.String:
+                        evidence = p.Value.GetString();
+                        break;
+                    case "service_account_token" when p.Value.ValueKind is JsonValueKind.String or JsonValueKind.Null:
+                        saToken = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
+                        break;
+                    case "public_key" when p.Value.ValueKind == JsonValueKind.Object:
+                        jwk = p.Value.Clone();
+                        break;
+                    case "key_ids" when p.Value.ValueKind == JsonValueKind.Array:
+                        keyIds = [];
+                        foreach (var k in p.Value.EnumerateArray())
+                        {
+                            if (k.ValueKind != JsonValueKind.String)
+                            {
+                                problem = BrokerProblem.Malformed("\"key_ids\" must be an array of strings");
+                                return null;
+                            }
+
+                            keyIds.Add(k.GetString()!);
+                        }
+
+                        break;
+                    case "challenge" or "evidence" or "service_account_token" or "public_key" or "key_ids":
+                        problem = BrokerProblem.Malformed($"member \"{p.Name}\" has the wrong JSON type");
+                        return null;
+                    default:
+                        problem = BrokerProblem.Malformed($"unknown member \"{Truncate(p.Name)}\"");
+                        return null;
+                }
+            }
+
+            if (challenge is null || evidence is null || jwk is null || keyIds is null)
+            {
+                problem = BrokerProblem.Malformed("\"challenge\", \"evidence\", \"public_key\" and \"key_ids\" are required");
+                return null;
+            }
+
+            if (keyIds.Count == 0 || keyIds.Count > _options.MaxKeysPerRequest)
+            {
+                problem = BrokerProblem.Malformed($"\"key_ids\" must list 1 .. {_options.MaxKeysPerRequest} keys");
+                return null;
+            }
+
+            if (keyIds.Distinct(StringComparer.Ordinal).Count() != keyIds.Count || keyIds.Any(k => !EmbeddedKeyStore.IsValidKeyId(k)))
+            {
+                problem = BrokerProblem.Malformed("\"key_ids\" must be distinct valid key ids");
+                return null;
+            }
+
+            var evidenceBytes = DecodeEvidence(evidence);
+            if (evidenceBytes is null)
+            {
+                problem = new BrokerProblem(StatusCodes.Status400BadRequest, ProblemCodes.MalformedEvidence, "Malformed evidence", $"\"evidence\" must be base64url (no padding) of 1 .. {MaxEvidenceBytes} bytes");
+                return null;
+            }
+
+            Jwk key;
+            try
+            {
+                key = Jwk.FromJsonElement(jwk.Value);
+            }
+            catch (ProtocolException ex)
+            {
+                problem = new BrokerProblem(StatusCodes.Status400BadRequest, ProblemCodes.InvalidPublicKey, "Invalid public key", $"\"public_key\" is not an acceptable public JWK ({ex.Error})", new JsonObject { ["error"] = ex.Error.ToString() });
+                return null;
+            }
+
+            return new AttestRequest(challenge, evidenceBytes, key, keyIds, saToken);
+        }
+        catch (JsonException)
+        {
+            problem = BrokerProblem.Malformed("the body is not valid JSON");
+            return null;
+        }
+    }
+
+    private static byte[]? DecodeEvidence(string text)
+    {
+        if (text.Length == 0 || text.Length > (MaxEvidenceBytes * 4 / 3) + 4)
+        {
+            return null;
+        }
+
+        var length = text.Length * 3 / 4;
+        var buffer = new byte[length];
+        return NonceService.TryBase64UrlDecode(text, buffer) ? buffer : null;
+    }
+
+    private static byte[]? TryHex(string hex)
+    {
+        try
+        {
+            return Convert.FromHexString(hex);
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
+
+    private static string Truncate(string s) => s.Length <= 64 ? s : s[..64] + "...";
+
+    private static readonly JsonDocumentOptions JsonOptions = new() { MaxDepth = 16, AllowTrailingCommas = false, CommentHandling = JsonCommentHandling.Disallow };
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "released {Count} key(s) to a {Tee} workload")]
+    private static partial void LogReleased(ILogger logger, int count, string tee);
+}
+
+/// <summary>Either a JSON response body or a problem.</summary>
+public sealed record BrokerOutcome(JsonObject? Body, BrokerProblem? Problem)
+{
+    public static implicit operator BrokerOutcome(BrokerProblem problem) => new(null, problem);
+}
