@@ -307,6 +307,17 @@ public sealed class The_virtual_tee_answers_evidence_requests
     }
 
     [Test]
+    public void Latency_delays_pcs_and_kds_responses_and_the_delay_is_cancellable()
+    {
+        var service = new SimHttpService(SimTestEnvironment.Pki, [], [], new SimServerBehaviour { Latency = TimeSpan.FromHours(1) }, TimeProvider.System);
+        using var cts = new CancellationTokenSource();
+        var pending = service.HandleAsync("GET", "/vcek/v1/Milan/cert_chain", new Dictionary<string, string>(), ReadOnlyMemory<byte>.Empty, cts.Token);
+        Assert.That(pending.IsCompleted, Is.False, "an hour of latency cannot have elapsed");
+        cts.Cancel();
+        Assert.That(async () => await pending, Throws.InstanceOf<OperationCanceledException>());
+    }
+
+    [Test]
     public async Task Control_changes_the_failure_behaviour_at_run_time()
     {
         var service = new SimHttpService(SimTestEnvironment.Pki, [], [], new SimServerBehaviour(), new FixedTime(SimTestEnvironment.At));

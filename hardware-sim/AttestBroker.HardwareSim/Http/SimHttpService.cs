@@ -49,6 +49,7 @@ public sealed class SimHttpService
     private readonly IReadOnlyDictionary<string, SimProfile> _profiles;
     private readonly HashSet<SimFault> _collateralFaults;
     private readonly Lock _gate = new();
+    private (bool Stale, DateTimeOffset BuiltAt, CollateralBundle Bundle)? _cached;
 
     public SimHttpService(SimPki pki, IEnumerable<SimProfile> profiles, IEnumerable<SimFault> collateralFaults, SimServerBehaviour behaviour, TimeProvider time)
     {
@@ -125,23 +126,38 @@ public sealed class SimHttpService
         }
     }
 
+    /// <summary>The collateral being served; rebuilt when the stale setting changes or after an hour (signing it takes a while).</summary>
     private CollateralBundle Bundle()
     {
+        var now = _time.GetUtcNow();
         var options = new EvidenceOptions();
+        bool stale;
         lock (_gate)
         {
+            stale = Behaviour.Stale;
+            if (_cached is { } c && c.Stale == stale && now - c.BuiltAt < TimeSpan.FromHours(1) && now >= c.BuiltAt)
+            {
+                return c.Bundle;
+            }
+
             foreach (var f in _collateralFaults)
             {
                 options.Faults.Add(f);
             }
 
-            if (Behaviour.Stale)
+            if (stale)
             {
                 options.Faults.Add(SimFault.ExpiredCollateral);
             }
         }
 
-        return SimEvidence.Collateral(_pki, _profiles.Values.Where(p => p.Name != "default"), options, _time.GetUtcNow());
+        var bundle = SimEvidence.Collateral(_pki, _profiles.Values.Where(p => p.Name != "default"), options, now);
+        lock (_gate)
+        {
+            _cached = (stale, now, bundle);
+        }
+
+        return bundle;
     }
 
     private SimHttpResponse Intel(string path, IReadOnlyDictionary<string, string> query)
