@@ -82,7 +82,7 @@ public sealed class Platform_profiles_are_read_from_yaml
     [TestCase("snp:\n  product: naples", "naples")]
     [TestCase("snp:\n  guest:\n    vmpl: 4", "vmpl")]
     [TestCase("tdx:\n  td:\n    td_attributes: banana", "td_attributes")]
-    [TestCase("tdx: [1, 2", "YAML")]
+    [TestCase("tdx: [1, 2", "line 1")]
     public void A_bad_profile_is_refused_naming_the_field(string yaml, string named)
     {
         var ex = Assert.Throws<SimulatorException>(() => SimProfile.Parse(yaml));

@@ -61,7 +61,8 @@ public sealed class SimProfile
         }
         catch (YamlException ex)
         {
-            throw new SimulatorException($"profile is not valid YAML for the schema: {ex.Message}", ex);
+            var what = ex.InnerException is SimulatorException inner ? inner.Message : "not valid YAML for the profile schema (see 'attest-sim profile')";
+            throw new SimulatorException($"profile line {ex.Start.Line}, column {ex.Start.Column}: {what}", ex);
         }
 
         return doc is null ? new SimProfile() : doc.ToProfile();
