@@ -137,7 +137,7 @@ internal static class Read
 
     public static string Hex(DocNode node, string path, int bytes)
     {
-        var text = String(node, path, 4 * bytes);
+        var text = String(node, path, Math.Max(4 * bytes, 1024));
         if (text.Length != 2 * bytes || text.AsSpan().ContainsAnyExcept("0123456789abcdefABCDEF"))
         {
             throw new PolicyFormatException(path, $"must be {bytes} bytes as {2 * bytes} hex digits, not {text.Length} characters{(text.Length == 2 * bytes ? " with non-hex digits" : string.Empty)}{node.Location}");

@@ -220,3 +220,56 @@ public sealed class Damaged_documents_never_escape_as_other_exceptions
         }, iter: 2000);
     }
 }
+
+[TestFixture]
+public sealed class Random_schema_violations_are_rejected_at_their_path
+{
+    private static readonly HashSet<string> Known = new(StringComparer.Ordinal)
+    {
+        "name", "version", "description", "explain", "tee", "allowDebug", "allowSimulated", "allowUncheckedCrl", "maxCollateralAge",
+        "reportData", "requester", "tdx", "snp", "expressions", "mrTd", "rtmr0", "rtmr1", "rtmr2", "rtmr3", "mrConfigId", "mrOwner",
+        "mrOwnerConfig", "mrSeam", "tcbStatus", "qeTcbStatus", "allowedAdvisories", "minTeeTcbSvn",
+    };
+
+    [Test]
+    public void An_unknown_field_anywhere_is_rejected_with_its_path()
+    {
+        var names = Gen.String[Gen.Char.AlphaNumeric, 1, 12].Where(n => !Known.Contains(n) && char.IsLetter(n[0]));
+        Gen.Select(names, Gen.Bool).Sample((field, inTdx) =>
+        {
+            var doc = inTdx ? TdxPolicy(tdx: field + ": 1") : TdxPolicy(field + ": 1");
+            var ex = Assert.Throws<PolicyFormatException>(() => ReleasePolicy.Parse(doc))!;
+            Assert.That(ex.Path, Is.EqualTo(inTdx ? "tdx." + field : field));
+            Assert.That(ex.Problem, Does.StartWith("unknown field"));
+        }, iter: 200);
+    }
+
+    private static readonly (string Field, int Bytes, bool Tdx)[] HexFields =
+    [
+        ("mrTd", 48, true), ("rtmr0", 48, true), ("rtmr3", 48, true), ("mrConfigId", 48, true), ("mrSeam", 48, true),
+        ("measurement", 48, false), ("hostData", 32, false), ("familyId", 16, false), ("imageId", 16, false), ("idKeyDigest", 48, false),
+        ("authorKeyDigest", 48, false),
+    ];
+
+    [Test]
+    public void A_hex_value_of_the_wrong_length_is_rejected_with_its_path()
+    {
+        Gen.Select(Gen.Int[0, HexFields.Length - 1], Gen.Int[1, 100], Gen.Int[0, 2]).Sample((i, bytes, index) =>
+        {
+            var (field, expected, tdx) = HexFields[i];
+            if (bytes == expected)
+            {
+                bytes++;
+            }
+
+            var values = Enumerable.Range(0, index + 1).Select(k => k == index ? Hex(bytes, 0x0f) : Hex(expected, (byte)(k + 1)));
+            var list = $"{field}: [{string.Join(", ", values)}]";
+            var doc = tdx
+                ? $"name: p\nversion: 1\ntee: [tdx]\ntdx:\n  rtmr1: [{Rtmr1}]\n  {list}\n"
+                : $"name: p\nversion: 1\ntee: [sev-snp]\nsnp:\n  measurement: [{Measurement}]\n  {list}\n".Replace("  measurement: [" + Measurement + "]\n  measurement:", "  measurement:", StringComparison.Ordinal);
+            var ex = Assert.Throws<PolicyFormatException>(() => ReleasePolicy.Parse(doc))!;
+            Assert.That(ex.Path, Is.EqualTo($"{(tdx ? "tdx" : "snp")}.{field}[{index}]"));
+            Assert.That(ex.Problem, Does.StartWith($"must be {expected} bytes"));
+        }, iter: 300);
+    }
+}
