@@ -122,14 +122,13 @@ public sealed partial class BrokerHost : IAsyncDisposable
             var services = builder.Services;
             services.AddSingleton<IValidateOptions<BrokerOptions>, BrokerOptionsValidator>();
             services.AddOptions<BrokerOptions>().Bind(section).ValidateOnStart();
-            services.AddSingleton(time);
             services.AddSingleton(data.Storage);
             services.AddSingleton<IKeyBackend>(data.Keys);
             services.AddSingleton(nonces);
             services.AddSingleton(signer);
             services.AddSingleton(verifiers);
             services.AddSingleton(options);
-            services.AddSingleton<BrokerService>();
+            services.AddSingleton(sp => new BrokerService(data.Storage, data.Keys, nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>()));
             services.AddProblemDetails();
             services.AddOpenApi();
             services.AddRateLimiter(r =>
@@ -165,6 +164,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
                 {
                     404 => new BrokerProblem(404, ProblemCodes.NotFound, "Not found", "no such endpoint"),
                     405 => new BrokerProblem(405, ProblemCodes.MalformedRequest, "Method not allowed", "this endpoint does not accept that method"),
+                    413 => new BrokerProblem(413, ProblemCodes.BodyTooLarge, "Body too large", "the request body exceeds the limit"),
+                    415 => new BrokerProblem(415, ProblemCodes.UnsupportedMediaType, "Unsupported media type", "send application/json"),
                     _ => new BrokerProblem(status, ProblemCodes.MalformedRequest, "Request refused", "the request was refused"),
                 };
                 await problem.ToResult().ExecuteAsync(ctx.HttpContext);
