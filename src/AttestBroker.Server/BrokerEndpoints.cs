@@ -29,6 +29,27 @@ public static class BrokerEndpoints
             .WithName("Attest").WithSummary("Verify evidence bound to the nonce and a public key; release the requested keys as JWEs with a result token.")
             .Accepts<AttestRequestDoc>(JsonContentType).Produces<AttestResponseDoc>()
             .ProducesProblem(400).ProducesProblem(403).ProducesProblem(404).ProducesProblem(409).ProducesProblem(410).ProducesProblem(413).ProducesProblem(429).ProducesProblem(503);
+        v1.MapPost("/keys", KeysAsync)
+            .WithName("Keys").WithSummary("Further keys for a pod holding an unexpired result token (Authorization: Bearer), bound to the same public key.")
+            .Accepts<KeysRequestDoc>(JsonContentType).Produces<KeysResponseDoc>()
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(403).ProducesProblem(404).ProducesProblem(413).ProducesProblem(429).ProducesProblem(503);
+    }
+
+    private static async Task<IResult> KeysAsync(HttpContext context, BrokerService broker, BrokerOptions options)
+    {
+        var (body, problem) = await ReadBodyAsync(context, options.MaxRequestBodyBytes);
+        if (problem is not null)
+        {
+            return problem.ToResult();
+        }
+
+        var outcome = await broker.KeysAsync(context.Request.Headers.Authorization.Count == 1 ? context.Request.Headers.Authorization[0] : null, body, context.Connection.RemoteIpAddress?.ToString(), context.RequestAborted);
+        if (outcome.Problem is { Status: StatusCodes.Status401Unauthorized })
+        {
+            context.Response.Headers.WWWAuthenticate = "Bearer";
+        }
+
+        return ToResult(outcome);
     }
 
     private static async Task<Results<Ok<JsonObject>, ProblemHttpResult>> ReadyAsync(IBrokerStorage storage, CancellationToken ct)
@@ -117,4 +138,8 @@ internal sealed record AttestRequestDoc(string Challenge, string Evidence, JsonO
 internal sealed record ReleasedKeyDoc(string KeyId, string Jwe);
 
 internal sealed record AttestResponseDoc(IReadOnlyList<ReleasedKeyDoc> Keys, string Token, DateTimeOffset TokenExpiresAt, string Tee, bool Simulated);
+
+internal sealed record KeysRequestDoc(JsonObject PublicKey, IReadOnlyList<string> KeyIds);
+
+internal sealed record KeysResponseDoc(IReadOnlyList<ReleasedKeyDoc> Keys, string Tee, bool Simulated);
 #pragma warning restore CA1812, SA1402, CA1819, CA1056, CA1002, CA2227

@@ -32,6 +32,11 @@ public sealed partial class BrokerService
     public const string Denied = "denied";
     private const int MaxEvidenceBytes = 64 * 1024;
 
+    /// <summary>Members the broker adds to the token's claims object next to the verification claims.</summary>
+    public const string TokenClaimTee = "tee";
+    public const string TokenClaimSimulated = "simulated";
+    public const string TokenClaimCrlChecked = "crl_checked";
+
     private readonly IBrokerStorage _storage;
     private readonly IKeyBackend _keys;
     private readonly NonceService _nonces;
@@ -92,7 +97,7 @@ public sealed partial class BrokerService
             ["tee"] = tee.ToWireName(),
             ["nonce"] = NonceService.Base64UrlEncode(challenge.Nonce),
             ["challenge"] = token,
-            ["expires_at"] = challenge.ExpiresAt.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture),
+            ["expires_at"] = FormatTime(challenge.ExpiresAt),
         };
         return new BrokerOutcome(response, null);
     }
@@ -172,14 +177,14 @@ public sealed partial class BrokerService
             TrustsSimulator = _verifiers.Trust.TrustsSimulator,
         };
 
-        return await ReleaseAsync(parsed, input, now, client, evidenceDigest, claimsDigest, baseDetails, cancellationToken);
+        return await ReleaseAsync(parsed.PublicKey, parsed.KeyIds, input, issueToken: true, now, client, evidenceDigest, claimsDigest, baseDetails, cancellationToken);
     }
 
-    private async Task<BrokerOutcome> ReleaseAsync(AttestRequest request, PolicyInput input, DateTimeOffset now, string? client, string evidenceDigest, string claimsDigest, Dictionary<string, string> details, CancellationToken cancellationToken)
+    private async Task<BrokerOutcome> ReleaseAsync(Jwk publicKey, IReadOnlyList<string> keyIds, PolicyInput input, bool issueToken, DateTimeOffset now, string? client, string? evidenceDigest, string claimsDigest, Dictionary<string, string> details, CancellationToken cancellationToken)
     {
         // Appraise every key first; release nothing unless every requested key is granted.
         var decisions = new List<(string KeyId, PolicyDecision? Decision, long? StoreVersion, string? Refusal)>();
-        foreach (var keyId in request.KeyIds)
+        foreach (var keyId in keyIds)
         {
             var info = await _keys.GetInfoAsync(keyId, cancellationToken);
             if (info is null)
@@ -286,7 +291,7 @@ public sealed partial class BrokerService
                     return new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.KeyDisabled, "Key disabled", $"key \"{keyId}\" is disabled");
                 }
 
-                var jwe = JweEncryptor.Encrypt(buffer, request.PublicKey, keyId);
+                var jwe = JweEncryptor.Encrypt(buffer, publicKey, keyId);
                 CryptographicOperations.ZeroMemory(buffer);
                 released.Add(new JsonObject { ["key_id"] = keyId, ["jwe"] = jwe });
                 var keyDetails = new Dictionary<string, string>(details, StringComparer.Ordinal) { ["decision"] = decision!.ToJson().ToJsonString() };
@@ -298,24 +303,172 @@ public sealed partial class BrokerService
             CryptographicOperations.ZeroMemory(buffer);
         }
 
-        var lifetime = TimeSpan.FromSeconds(_options.TokenLifetimeSeconds);
-        var token = _signer.CreateToken(new ResultTokenDescriptor
-        {
-            Issuer = _options.Issuer,
-            ConfirmationKey = request.PublicKey,
-            Claims = (JsonObject)input.Claims.DeepClone(),
-            Lifetime = lifetime,
-        }, now);
         LogReleased(_log, released.Count, input.Tee);
-        return new BrokerOutcome(new JsonObject
+        var response = new JsonObject { ["keys"] = released };
+        if (issueToken)
         {
-            ["keys"] = released,
-            ["token"] = token,
-            ["token_expires_at"] = DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + (long)lifetime.TotalSeconds).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture),
-            ["tee"] = input.Tee,
-            ["simulated"] = input.Simulated,
-        }, null);
+            var lifetime = TimeSpan.FromSeconds(_options.TokenLifetimeSeconds);
+            var tokenClaims = (JsonObject)input.Claims.DeepClone();
+            tokenClaims[TokenClaimTee] = input.Tee;
+            tokenClaims[TokenClaimSimulated] = input.Simulated;
+            tokenClaims[TokenClaimCrlChecked] = input.CrlChecked;
+            response["token"] = _signer.CreateToken(new ResultTokenDescriptor { Issuer = _options.Issuer, ConfirmationKey = publicKey, Claims = tokenClaims, Lifetime = lifetime }, now);
+            response["token_expires_at"] = FormatTime(DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + (long)lifetime.TotalSeconds));
+        }
+
+        response["tee"] = input.Tee;
+        response["simulated"] = input.Simulated;
+        return new BrokerOutcome(response, null);
     }
+
+    /// <summary>
+    /// POST /v1/keys: further keys for a pod holding a result token (Authorization: Bearer). The token must verify
+    /// against this broker's JWKS and be bound (cnf.jkt) to the public key in the body; each key's current policy is
+    /// appraised over the claims the token carries. No new token is issued: the pod attests again when it expires.
+    /// </summary>
+    public async Task<BrokerOutcome> KeysAsync(string? authorization, ReadOnlyMemory<byte> body, string? client, CancellationToken cancellationToken)
+    {
+        if (authorization is null || !authorization.StartsWith("Bearer ", StringComparison.Ordinal) || authorization.Length <= 7)
+        {
+            return new BrokerProblem(StatusCodes.Status401Unauthorized, ProblemCodes.TokenMissing, "Token required", "send the attestation-result token as 'Authorization: Bearer <token>'");
+        }
+
+        var parsed = ParseKeysRequest(body.Span, out var problem);
+        if (parsed is null)
+        {
+            return problem!;
+        }
+
+        var now = _time.GetUtcNow();
+        ResultTokenClaims token;
+        try
+        {
+            token = ResultToken.Verify(authorization[7..].Trim(), _signer.Jwks, _options.Issuer, parsed.Value.Key, now);
+        }
+        catch (ProtocolException ex)
+        {
+            return new BrokerProblem(StatusCodes.Status401Unauthorized, ProblemCodes.TokenInvalid, "Invalid token", $"the token was refused ({ex.Error})", new JsonObject { ["error"] = ex.Error.ToString() });
+        }
+
+        var claims = (JsonObject)token.Claims.DeepClone();
+        var tee = claims[TokenClaimTee] is JsonValue tv && tv.TryGetValue<string>(out var teeName) ? teeName : null;
+        var simulated = claims[TokenClaimSimulated] is JsonValue sv && sv.TryGetValue<bool>(out var sim) && sim;
+        var crlChecked = claims[TokenClaimCrlChecked] is JsonValue cv && cv.TryGetValue<bool>(out var crl) && crl;
+        claims.Remove(TokenClaimTee);
+        claims.Remove(TokenClaimSimulated);
+        claims.Remove(TokenClaimCrlChecked);
+        if (tee is not (TeeKindNames.Tdx or TeeKindNames.SevSnp))
+        {
+            return new BrokerProblem(StatusCodes.Status401Unauthorized, ProblemCodes.TokenInvalid, "Invalid token", "the token does not name a TEE kind");
+        }
+
+        // The claims as verified when the token was issued; the verification time is the token's issue time.
+        var input = new PolicyInput(tee, claims, token.IssuedAt)
+        {
+            Simulated = simulated,
+            CrlChecked = crlChecked,
+            TrustsSimulator = _verifiers.Trust.TrustsSimulator,
+        };
+        var claimsDigest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(claims.ToJsonString())));
+        var details = new Dictionary<string, string>(StringComparer.Ordinal) { ["jkt"] = token.ConfirmationThumbprint, ["jti"] = token.TokenId, ["tee"] = tee, ["via"] = "token" };
+        if (client is not null)
+        {
+            details["client"] = client;
+        }
+
+        return await ReleaseAsync(parsed.Value.Key, parsed.Value.KeyIds, input, issueToken: false, now, client, null, claimsDigest, details, cancellationToken);
+    }
+
+    private (Jwk Key, List<string> KeyIds)? ParseKeysRequest(ReadOnlySpan<byte> body, out BrokerProblem? problem)
+    {
+        problem = null;
+        try
+        {
+            using var doc = JsonDocument.Parse(body.ToArray(), JsonOptions);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                problem = BrokerProblem.Malformed("the body must be a JSON object");
+                return null;
+            }
+
+            JsonElement? jwk = null;
+            List<string>? keyIds = null;
+            foreach (var p in root.EnumerateObject())
+            {
+                if (p.Name == "public_key" && p.Value.ValueKind == JsonValueKind.Object && jwk is null)
+                {
+                    jwk = p.Value.Clone();
+                }
+                else if (p.Name == "key_ids" && p.Value.ValueKind == JsonValueKind.Array && keyIds is null)
+                {
+                    keyIds = ReadKeyIds(p.Value, out problem);
+                    if (keyIds is null)
+                    {
+                        return null;
+                    }
+                }
+                else
+                {
+                    problem = BrokerProblem.Malformed($"unexpected, repeated or mistyped member \"{Truncate(p.Name)}\"");
+                    return null;
+                }
+            }
+
+            if (jwk is null || keyIds is null)
+            {
+                problem = BrokerProblem.Malformed("\"public_key\" and \"key_ids\" are required");
+                return null;
+            }
+
+            try
+            {
+                return (Jwk.FromJsonElement(jwk.Value), keyIds);
+            }
+            catch (ProtocolException ex)
+            {
+                problem = new BrokerProblem(StatusCodes.Status400BadRequest, ProblemCodes.InvalidPublicKey, "Invalid public key", $"\"public_key\" is not an acceptable public JWK ({ex.Error})", new JsonObject { ["error"] = ex.Error.ToString() });
+                return null;
+            }
+        }
+        catch (JsonException)
+        {
+            problem = BrokerProblem.Malformed("the body is not valid JSON");
+            return null;
+        }
+    }
+
+    private List<string>? ReadKeyIds(JsonElement array, out BrokerProblem? problem)
+    {
+        problem = null;
+        var keyIds = new List<string>();
+        foreach (var k in array.EnumerateArray())
+        {
+            if (k.ValueKind != JsonValueKind.String)
+            {
+                problem = BrokerProblem.Malformed("\"key_ids\" must be an array of strings");
+                return null;
+            }
+
+            keyIds.Add(k.GetString()!);
+        }
+
+        if (keyIds.Count == 0 || keyIds.Count > _options.MaxKeysPerRequest)
+        {
+            problem = BrokerProblem.Malformed($"\"key_ids\" must list 1 .. {_options.MaxKeysPerRequest} keys");
+            return null;
+        }
+
+        if (keyIds.Distinct(StringComparer.Ordinal).Count() != keyIds.Count || keyIds.Any(k => !EmbeddedKeyStore.IsValidKeyId(k)))
+        {
+            problem = BrokerProblem.Malformed("\"key_ids\" must be distinct valid key ids");
+            return null;
+        }
+
+        return keyIds;
+    }
+
+    private static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
     private async Task AuditDenialAsync(DateTimeOffset now, string? client, string code, string evidenceDigest, string? claimsDigest, IReadOnlyList<string> keyIds, Dictionary<string, string> details, CancellationToken cancellationToken)
     {
@@ -365,16 +518,10 @@ public sealed partial class BrokerService
                         jwk = p.Value.Clone();
                         break;
                     case "key_ids" when p.Value.ValueKind == JsonValueKind.Array:
-                        keyIds = [];
-                        foreach (var k in p.Value.EnumerateArray())
+                        keyIds = ReadKeyIds(p.Value, out problem);
+                        if (keyIds is null)
                         {
-                            if (k.ValueKind != JsonValueKind.String)
-                            {
-                                problem = BrokerProblem.Malformed("\"key_ids\" must be an array of strings");
-                                return null;
-                            }
-
-                            keyIds.Add(k.GetString()!);
+                            return null;
                         }
 
                         break;
@@ -390,18 +537,6 @@ public sealed partial class BrokerService
             if (challenge is null || evidence is null || jwk is null || keyIds is null)
             {
                 problem = BrokerProblem.Malformed("\"challenge\", \"evidence\", \"public_key\" and \"key_ids\" are required");
-                return null;
-            }
-
-            if (keyIds.Count == 0 || keyIds.Count > _options.MaxKeysPerRequest)
-            {
-                problem = BrokerProblem.Malformed($"\"key_ids\" must list 1 .. {_options.MaxKeysPerRequest} keys");
-                return null;
-            }
-
-            if (keyIds.Distinct(StringComparer.Ordinal).Count() != keyIds.Count || keyIds.Any(k => !EmbeddedKeyStore.IsValidKeyId(k)))
-            {
-                problem = BrokerProblem.Malformed("\"key_ids\" must be distinct valid key ids");
                 return null;
             }
 
