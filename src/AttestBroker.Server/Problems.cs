@@ -15,7 +15,6 @@ public static class ProblemCodes
     public const string InvalidPublicKey = "invalid-public-key";
     public const string InvalidChallenge = "invalid-challenge";
     public const string MalformedEvidence = "malformed-evidence";
-    public const string TeeMismatch = "tee-mismatch";
     public const string BindingMismatch = "report-data-binding-mismatch";
     public const string TokenMissing = "token-missing";
     public const string TokenInvalid = "token-invalid";
