@@ -51,17 +51,28 @@ public sealed class VerificationMemo<T>
     {
         public static Key Of(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second)
         {
-            using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            Span<byte> length = stackalloc byte[8];
-            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(length, first.Length);
-            h.AppendData(length); // length-prefix the first part so (a, bc) and (ab, c) differ
-            h.AppendData(first);
-            h.AppendData(second);
-            Span<byte> digest = stackalloc byte[32];
-            h.GetHashAndReset(digest);
-            return new Key(
-                System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest),
-                System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest[16..]));
+            // One-shot SHA-256 over length(first) || first || second: no hashing context to create per look-up.
+            var total = 8 + first.Length + second.Length;
+            var rented = total <= 1024 ? null : System.Buffers.ArrayPool<byte>.Shared.Rent(total);
+            var buffer = rented is null ? stackalloc byte[total] : rented.AsSpan(0, total);
+            try
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(buffer, first.Length);
+                first.CopyTo(buffer[8..]);
+                second.CopyTo(buffer[(8 + first.Length)..]);
+                Span<byte> digest = stackalloc byte[32];
+                SHA256.HashData(buffer, digest);
+                return new Key(
+                    System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest),
+                    System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(digest[16..]));
+            }
+            finally
+            {
+                if (rented is not null)
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+                }
+            }
         }
     }
 }

@@ -134,6 +134,26 @@ public sealed class SnpVerifier : IEvidenceVerifier
     private static bool IsCa(X509Certificate2 c) =>
         c.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault() is { CertificateAuthority: true };
 
+    /// <summary>Endorsement keys already loaded, per certificate object (a platform's VCEK signs all its reports).</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<X509Certificate2, System.Runtime.CompilerServices.StrongBox<ECDsa?>> EndorsementKeys = new();
+
+    /// <summary>
+    /// The certificate's EC P-384 public key, or null when it has another kind of key. Loaded once per certificate and
+    /// shared between verifications (verification only, which OpenSSL runs on a context of its own per call); never disposed by callers.
+    /// </summary>
+    private static ECDsa? SharedP384Key(X509Certificate2 certificate) =>
+        EndorsementKeys.GetValue(certificate, c =>
+        {
+            var key = c.GetECDsaPublicKey();
+            if (key is not null && key.ExportParameters(false).Curve.Oid?.Value != P384Oid)
+            {
+                key.Dispose();
+                key = null;
+            }
+
+            return new System.Runtime.CompilerServices.StrongBox<ECDsa?>(key);
+        }).Value;
+
     private static BigInteger Serial(X509Certificate2 c) => new(c.SerialNumberBytes.Span, isUnsigned: false, isBigEndian: true);
 
     private sealed class Run(SnpReport report, SnpCollateral collateral, VerificationContext context)
@@ -237,8 +257,7 @@ public sealed class SnpVerifier : IEvidenceVerifier
                 return false;
             }
 
-            using var key = ek.GetECDsaPublicKey();
-            if (key is null || key.ExportParameters(false).Curve.Oid?.Value != P384Oid)
+            if (SharedP384Key(ek) is null)
             {
                 Fail(ReasonCodes.CertificateInvalid, $"the {KeyName} certificate's key is not an EC P-384 key");
                 return false;
@@ -260,7 +279,7 @@ public sealed class SnpVerifier : IEvidenceVerifier
             report.SignatureS.Span[..L.SignatureScalarSize].CopyTo(rs[L.SignatureScalarSize..]);
             rs[..L.SignatureScalarSize].Reverse();
             rs[L.SignatureScalarSize..].Reverse();
-            using var key = ek.GetECDsaPublicKey()!;
+            var key = SharedP384Key(ek)!;
             if (!key.VerifyData(report.SignedBytes.Span, rs, HashAlgorithmName.SHA384, DSASignatureFormat.IeeeP1363FixedFieldConcatenation))
             {
                 Fail(ReasonCodes.ReportSignatureInvalid, $"the report signature does not verify under the {KeyName} ({ek.Subject}, serial {ek.SerialNumber})");

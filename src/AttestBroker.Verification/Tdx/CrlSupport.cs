@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography.X509Certificates;
 using Org.BouncyCastle.Math;
 using Org.BouncyCastle.X509;
@@ -43,7 +44,8 @@ internal static class CrlSupport
     /// </summary>
     public static CrlOutcome Check(X509Certificate2 cert, X509Certificate2 issuer, IEnumerable<byte[]> crls, DateTimeOffset at, out string detail)
     {
-        var sameIssuer = crls.Where(c => EcdsaCertificates.CrlIssuer(c) is { } name && name.AsSpan().SequenceEqual(issuer.SubjectName.RawData)).ToList();
+        var issuerName = issuer.SubjectName.RawData;
+        var sameIssuer = crls.Where(c => IssuerOf(c) is { } name && name.AsSpan().SequenceEqual(issuerName)).ToList();
         if (sameIssuer.Count == 0)
         {
             detail = $"no CRL issued by {EcdsaCertificates.Describe(issuer)}";
@@ -94,7 +96,15 @@ internal static class CrlSupport
     /// The CRL's window and revoked serials when its ecdsa-with-SHA256 signature verifies with the issuer's key, else
     /// null. Pure in (CRL bytes, issuer certificate bytes), so remembered across verifications.
     /// </summary>
+    /// <summary>The CRL's issuer name, read once per CRL array (collateral CRLs are loaded once and never changed).</summary>
+    private static byte[]? IssuerOf(byte[] der) =>
+        Issuers.GetValue(der, d => new StrongBox<byte[]?>(EcdsaCertificates.CrlIssuer(d))).Value;
+
+    /// <summary><see cref="ParseVerified"/> remembered per (CRL array, issuer certificate object) before falling back to content.</summary>
     private static ParsedCrl? Parse(byte[] der, X509Certificate2 issuer) =>
+        ByInstance.GetOrCreateValue(der).GetValue(issuer, i => new StrongBox<ParsedCrl?>(ParseVerified(der, i))).Value;
+
+    private static ParsedCrl? ParseVerified(byte[] der, X509Certificate2 issuer) =>
         Parsed.GetOrAdd(der, issuer.RawDataMemory.Span, () =>
         {
             using var key = EcdsaCertificates.P256Key(issuer);
@@ -131,6 +141,8 @@ internal static class CrlSupport
         });
 
     private static readonly VerificationMemo<ParsedCrl?> Parsed = new(256);
+    private static readonly ConditionalWeakTable<byte[], StrongBox<byte[]?>> Issuers = new();
+    private static readonly ConditionalWeakTable<byte[], ConditionalWeakTable<X509Certificate2, StrongBox<ParsedCrl?>>> ByInstance = new();
 
     private sealed record ParsedCrl(DateTimeOffset ThisUpdate, DateTimeOffset? NextUpdate, IReadOnlyDictionary<string, DateTime> Revoked);
 }

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Formats.Asn1;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -17,12 +19,38 @@ internal static class EcdsaCertificates
     // Signature checks over immutable bytes are pure: remembered (keyed by SHA-256 of the inputs) across verifications.
     private static readonly VerificationMemo<bool> CertificateSignatures = new();
     private static readonly VerificationMemo<bool> RawSignatures = new();
+    private static readonly ConditionalWeakTable<X509Certificate2, ConditionalWeakTable<X509Certificate2, StrongBox<bool>>> SignaturesByInstance = new();
+    private static readonly ConditionalWeakTable<X509Certificate2, StrongBox<ECDsa?>> SharedKeys = new();
+    private static readonly VerificationMemo<(IReadOnlyList<X509Certificate2>? Certs, string? Error)> PemChains = new(1024);
+    private static readonly VerificationMemo<(IReadOnlyList<X509Certificate2>? Certs, string? Error)> StrictPemChains = new(1024);
 
     /// <summary>
     /// All certificates in PEM text (CERTIFICATE blocks), in order. Throws <see cref="FormatException"/> when a block
     /// is not a certificate. When <paramref name="strict"/>, the text must consist of CERTIFICATE blocks and whitespace
     /// only: anything else (a damaged block that would otherwise be skipped) is an error.
     /// </summary>
+    /// <summary>
+    /// <see cref="ParsePemCertificates"/> remembered by the exact PEM text: a platform sends the same chain in every
+    /// quote, and loading certificates costs far more than verifying a signature. The certificates are shared and
+    /// must not be disposed or changed by callers.
+    /// </summary>
+    public static IReadOnlyList<X509Certificate2> ParsePemCertificatesCached(string pem, bool strict)
+    {
+        ArgumentNullException.ThrowIfNull(pem);
+        var (certs, error) = (strict ? StrictPemChains : PemChains).GetOrAdd(MemoryMarshal.AsBytes(pem.AsSpan()), () =>
+        {
+            try
+            {
+                return ((IReadOnlyList<X509Certificate2>?)ParsePemCertificates(pem, strict), (string?)null);
+            }
+            catch (FormatException ex)
+            {
+                return (null, ex.Message);
+            }
+        });
+        return certs ?? throw new FormatException(error);
+    }
+
     public static List<X509Certificate2> ParsePemCertificates(string pem, bool strict = false)
     {
         var result = new List<X509Certificate2>();
@@ -130,6 +158,13 @@ internal static class EcdsaCertificates
         }
     }
 
+    /// <summary>
+    /// <see cref="P256Key"/> remembered per certificate object: the key is shared between verifications (verification
+    /// only) and must not be disposed by callers.
+    /// </summary>
+    public static ECDsa? SharedP256Key(X509Certificate2 cert) =>
+        SharedKeys.GetValue(cert, c => new StrongBox<ECDsa?>(P256Key(c))).Value;
+
     /// <summary>The P-256 public key of a certificate, or null when the key is not ECDSA P-256.</summary>
     public static ECDsa? P256Key(X509Certificate2 cert)
     {
@@ -157,17 +192,31 @@ internal static class EcdsaCertificates
     }
 
     /// <summary>True when <paramref name="cert"/> names <paramref name="issuer"/> as its issuer and carries a valid ecdsa-with-SHA256 signature by its P-256 key.</summary>
-    public static bool IsSignedBy(X509Certificate2 cert, X509Certificate2 issuer) =>
-        CertificateSignatures.GetOrAdd(cert.RawDataMemory.Span, issuer.RawDataMemory.Span, () =>
+    /// <remarks>
+    /// Remembered twice: by the two certificate objects (collateral and quote chains are loaded once and shared, so the
+    /// common case costs two table look-ups) and by their exact bytes (for certificates loaded again).
+    /// </remarks>
+    public static bool IsSignedBy(X509Certificate2 cert, X509Certificate2 issuer)
+    {
+        if (!cert.IssuerName.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData))
         {
-            if (!cert.IssuerName.RawData.AsSpan().SequenceEqual(issuer.SubjectName.RawData))
-            {
-                return false;
-            }
+            return false;
+        }
 
+        var byIssuer = SignaturesByInstance.GetOrCreateValue(cert);
+        if (byIssuer.TryGetValue(issuer, out var known))
+        {
+            return known.Value;
+        }
+
+        var result = CertificateSignatures.GetOrAdd(cert.RawDataMemory.Span, issuer.RawDataMemory.Span, () =>
+        {
             using var key = P256Key(issuer);
             return key is not null && VerifySigned(cert.RawData, key);
         });
+        byIssuer.AddOrUpdate(issuer, new StrongBox<bool>(result));
+        return result;
+    }
 
     /// <summary>Verifies a raw r ‖ s signature over <paramref name="message"/> with a certificate's P-256 key (remembered per message, signature and certificate).</summary>
     public static bool VerifiesRaw(X509Certificate2 signer, ReadOnlySpan<byte> message, byte[] signature)

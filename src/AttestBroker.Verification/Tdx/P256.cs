@@ -9,6 +9,20 @@ internal static class P256
     private static readonly BigInteger Prime = BigInteger.Parse("0FFFFFFFF00000001000000000000000000000000FFFFFFFFFFFFFFFFFFFFFFFF", System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
     private static readonly BigInteger B = BigInteger.Parse("05AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B", System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>Imported attestation keys by their 64 bytes (a Quoting Enclave keeps its key across quotes).</summary>
+    private static readonly VerificationMemo<ECDsa?> SharedKeys = new(1024);
+
+    /// <summary>
+    /// <see cref="ImportRawPublicKey"/>, remembered: importing a key costs more than verifying with it. The key is
+    /// shared between verifications (public-key verification only, which OpenSSL runs on a context of its own per
+    /// call); callers must not dispose it.
+    /// </summary>
+    public static ECDsa? SharedPublicKey(ReadOnlySpan<byte> xy)
+    {
+        var copy = xy.ToArray();
+        return SharedKeys.GetOrAdd(xy, () => ImportRawPublicKey(copy));
+    }
+
     /// <summary>The key, or null when the 64 bytes are not a point on P-256 (checked here, not left to the platform).</summary>
     public static ECDsa? ImportRawPublicKey(ReadOnlySpan<byte> xy)
     {

@@ -56,9 +56,25 @@ public sealed class PckCertificateExtensions
     public static PckCertificateExtensions FromCertificate(X509Certificate2 pck)
     {
         ArgumentNullException.ThrowIfNull(pck);
-        var ext = pck.Extensions[SgxExtensionOid] ?? throw new FormatException("the PCK certificate has no Intel SGX extension (1.2.840.113741.1.13.1)");
-        return Parse(ext.RawData);
+        var (value, error) = ByCertificate.GetValue(pck, c =>
+        {
+            try
+            {
+                var ext = c.Extensions[SgxExtensionOid] ?? throw new FormatException("the PCK certificate has no Intel SGX extension (1.2.840.113741.1.13.1)");
+                return new ParseOutcome(Parse(ext.RawData), null);
+            }
+            catch (FormatException ex)
+            {
+                return new ParseOutcome(null, ex.Message);
+            }
+        });
+        return value ?? throw new FormatException(error);
     }
+
+    /// <summary>Extensions already read, per certificate object (a platform's PCK certificate is shared across its quotes).</summary>
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<X509Certificate2, ParseOutcome> ByCertificate = new();
+
+    private sealed record ParseOutcome(PckCertificateExtensions? Value, string? Error);
 
     /// <summary>Parses the DER extension value; throws <see cref="FormatException"/> when malformed or incomplete.</summary>
     public static PckCertificateExtensions Parse(ReadOnlyMemory<byte> der)

@@ -58,6 +58,42 @@ public sealed class SignedCollateralDocument
     /// <summary>The signed JSON as text.</summary>
     public string SignedText => Encoding.UTF8.GetString(SignedJson.Span);
 
+    // A document is immutable once loaded, so what is derived from it alone is derived once.
+    private readonly System.Runtime.CompilerServices.ConditionalWeakTable<X509Certificate2, System.Runtime.CompilerServices.StrongBox<bool>> _verifiedBy = new();
+    private Lazy<(TdxTcbInfo? Value, string? Error)>? _tcbInfo;
+    private Lazy<(TdQeIdentity? Value, string? Error)>? _qeIdentity;
+
+    /// <summary>The document read as a TDX TCB Info (once per document); <see cref="FormatException"/> when it is not one.</summary>
+    public TdxTcbInfo ReadTcbInfo()
+    {
+        _tcbInfo ??= new Lazy<(TdxTcbInfo?, string?)>(() => Capture(() => TdxTcbInfo.ParseCached(SignedJson)));
+        return _tcbInfo.Value.Value ?? throw new FormatException(_tcbInfo.Value.Error);
+    }
+
+    /// <summary>The document read as a TD QE Identity (once per document); <see cref="FormatException"/> when it is not one.</summary>
+    public TdQeIdentity ReadQeIdentity()
+    {
+        _qeIdentity ??= new Lazy<(TdQeIdentity?, string?)>(() => Capture(() => TdQeIdentity.ParseCached(SignedJson)));
+        return _qeIdentity.Value.Value ?? throw new FormatException(_qeIdentity.Value.Error);
+    }
+
+    /// <summary>True when <paramref name="signer"/>'s P-256 key verifies <see cref="Signature"/> over the exact signed bytes (remembered per certificate).</summary>
+    public bool IsSignedBy(X509Certificate2 signer) =>
+        _verifiedBy.GetValue(signer, c => new System.Runtime.CompilerServices.StrongBox<bool>(EcdsaCertificates.VerifiesRaw(c, SignedJson.Span, Signature))).Value;
+
+    private static (T? Value, string? Error) Capture<T>(Func<T> parse)
+        where T : class
+    {
+        try
+        {
+            return (parse(), null);
+        }
+        catch (FormatException ex)
+        {
+            return (null, ex.Message);
+        }
+    }
+
     /// <summary>
     /// Reads an Intel PCS response body ({"tcbInfo": {...}, "signature": "hex"} or {"enclaveIdentity": ...}) keeping
     /// the exact bytes of the signed member. Returns null when the body is not such a response.

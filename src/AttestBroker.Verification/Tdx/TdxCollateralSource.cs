@@ -279,11 +279,11 @@ public static class TdxCollateralRanking
         {
             if (d.Kind == TdxCollateralKind.TcbInfo)
             {
-                var t = TdxTcbInfo.ParseCached(d.SignedJson);
+                var t = d.ReadTcbInfo();
                 return (t.Fmspc, t.IssueDate, t.NextUpdate);
             }
 
-            var q = TdQeIdentity.ParseCached(d.SignedJson);
+            var q = d.ReadQeIdentity();
             return (null, q.IssueDate, q.NextUpdate);
         }
         catch (FormatException)

@@ -62,10 +62,6 @@ public sealed class TdxVerifier : IEvidenceVerifier
             run.Fail(ReasonCodes.CertificateInvalid, "a certificate or collateral item could not be read: " + ex.Message);
             return run.Result(crlChecked: false);
         }
-        finally
-        {
-            chain?.LeafKey?.Dispose();
-        }
     }
 
     private async Task<VerificationResult> VerifyWithChainAsync(Run run, TdxQuote quote, PckChain? chain, CancellationToken cancellationToken)
@@ -134,10 +130,10 @@ public sealed class TdxVerifier : IEvidenceVerifier
 
     private static PckChain? CheckPckChain(Run run, TdxQuote quote)
     {
-        List<X509Certificate2> certs;
+        IReadOnlyList<X509Certificate2> certs;
         try
         {
-            certs = EcdsaCertificates.ParsePemCertificates(quote.PckCertChainPem, strict: true);
+            certs = EcdsaCertificates.ParsePemCertificatesCached(quote.PckCertChainPem, strict: true);
         }
         catch (FormatException ex)
         {
@@ -215,7 +211,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
             }
         }
 
-        var leafKey = EcdsaCertificates.P256Key(leaf);
+        var leafKey = EcdsaCertificates.SharedP256Key(leaf);
         if (leafKey is null)
         {
             run.Fail(ReasonCodes.CertificateInvalid, "the PCK certificate's key is not ECDSA P-256");
@@ -228,7 +224,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
 
     private static void CheckQuoteSignature(Run run, TdxQuote quote)
     {
-        using var key = P256.ImportRawPublicKey(quote.AttestationKey.Span);
+        var key = P256.SharedPublicKey(quote.AttestationKey.Span);
         if (key is null)
         {
             run.Fail(ReasonCodes.AttestationKeyInvalid, "the attestation key is not a point on P-256");
@@ -400,7 +396,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
         {
             if (doc.Kind == TdxCollateralKind.TcbInfo)
             {
-                tcbInfo = TdxTcbInfo.ParseCached(doc.SignedJson);
+                tcbInfo = doc.ReadTcbInfo();
                 (issue, next) = (tcbInfo.IssueDate, tcbInfo.NextUpdate);
                 if (tcbInfo.Id != "TDX" || tcbInfo.Version != 3)
                 {
@@ -416,7 +412,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
             }
             else
             {
-                qeIdentity = TdQeIdentity.ParseCached(doc.SignedJson);
+                qeIdentity = doc.ReadQeIdentity();
                 (issue, next) = (qeIdentity.IssueDate, qeIdentity.NextUpdate);
                 if (qeIdentity.Id != "TD_QE" || qeIdentity.Version != 2)
                 {
@@ -456,7 +452,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
         var at = run.Context.At;
         var anchors = run.Context.Trust.Anchors.Where(a => a.Vendor == TrustVendor.Intel).ToList();
         var candidates = doc.IssuerChain.Concat(collateral.Certificates)
-            .DistinctBy(c => Convert.ToBase64String(c.RawData))
+            .DistinctBy(c => c.Thumbprint, StringComparer.Ordinal) // SHA-1 of the DER, computed once per certificate object
             .Where(c => run.Context.Trust.FindAnchor(c) is null)
             .ToList();
 
@@ -488,7 +484,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
 
         foreach (var s in inDate)
         {
-            if (EcdsaCertificates.VerifiesRaw(s.Certificate, doc.SignedJson.Span, doc.Signature))
+            if (doc.IsSignedBy(s.Certificate))
             {
                 failure = null;
                 return s;
@@ -498,7 +494,7 @@ public sealed class TdxVerifier : IEvidenceVerifier
         // Signed, but by a certificate that does not chain to a pinned root (a look-alike signer)?
         foreach (var c in candidates.Where(c => !chained.Exists(s => ReferenceEquals(s.Certificate, c))))
         {
-            if (EcdsaCertificates.VerifiesRaw(c, doc.SignedJson.Span, doc.Signature))
+            if (doc.IsSignedBy(c))
             {
                 failure = (ReasonCodes.CollateralSignerUntrusted, $"signed by {EcdsaCertificates.Describe(c)}, which is not signed by a pinned Intel root");
                 return null;
