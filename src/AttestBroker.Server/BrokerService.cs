@@ -235,7 +235,7 @@ public sealed partial class BrokerService
                 var keyDetails = new Dictionary<string, string>(details, StringComparer.Ordinal);
                 if (decision is not null)
                 {
-                    keyDetails["decision"] = decision.ToJson().ToJsonString();
+                    keyDetails["decision"] = DecisionForAudit(decision);
                 }
 
                 if (reasons.Count == 0)
@@ -294,7 +294,7 @@ public sealed partial class BrokerService
                 var jwe = JweEncryptor.Encrypt(buffer, publicKey, keyId);
                 CryptographicOperations.ZeroMemory(buffer);
                 released.Add(new JsonObject { ["key_id"] = keyId, ["jwe"] = jwe });
-                var keyDetails = new Dictionary<string, string>(details, StringComparer.Ordinal) { ["decision"] = decision!.ToJson().ToJsonString() };
+                var keyDetails = new Dictionary<string, string>(details, StringComparer.Ordinal) { ["decision"] = DecisionForAudit(decision!) };
                 await AppendAsync(new AuditEvent(AuditKindRelease, now, client, Granted, [], evidenceDigest, claimsDigest, version, keyId, keyDetails), cancellationToken);
             }
         }
@@ -466,6 +466,27 @@ public sealed partial class BrokerService
         }
 
         return keyIds;
+    }
+
+    /// <summary>The full decision for the audit row; when huge (long allowlists), only the failing codes and rules, so a row always fits.</summary>
+    private static string DecisionForAudit(PolicyDecision decision)
+    {
+        const int MaxLength = 16 * 1024;
+        var full = decision.ToJson().ToJsonString();
+        if (full.Length <= MaxLength)
+        {
+            return full;
+        }
+
+        var failures = new JsonArray(decision.Failures.Take(64).Select(f => (JsonNode?)new JsonObject { ["code"] = f.Code, ["rule"] = f.Rule }).ToArray());
+        return new JsonObject
+        {
+            ["decision"] = decision.Granted ? Granted : Denied,
+            ["policy"] = decision.PolicyName,
+            ["policy_version"] = decision.PolicyVersion,
+            ["failures"] = failures,
+            ["truncated"] = true,
+        }.ToJsonString();
     }
 
     private static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
