@@ -76,3 +76,31 @@ public sealed class VerificationMemo<T>
         }
     }
 }
+
+/// <summary>Remembering the outcome of a parse, failure included, so that malformed input is not parsed again either.</summary>
+public static class VerificationMemoExtensions
+{
+    /// <summary>
+    /// The value <paramref name="parse"/> gives for these bytes, remembered; a <see cref="FormatException"/> it throws is
+    /// remembered too and thrown again (with the same message) on every later look-up of the same bytes.
+    /// </summary>
+    public static T Parse<T>(this VerificationMemo<(T? Value, string? Error)> memo, ReadOnlySpan<byte> input, Func<T> parse)
+        where T : class
+    {
+        ArgumentNullException.ThrowIfNull(memo);
+        ArgumentNullException.ThrowIfNull(parse);
+        var (value, error) = memo.GetOrAdd(input, () =>
+        {
+            try
+            {
+                return (parse(), null);
+            }
+            catch (FormatException ex)
+            {
+                return (null, ex.Message);
+            }
+        });
+        return value ?? throw new FormatException(error);
+    }
+}
+

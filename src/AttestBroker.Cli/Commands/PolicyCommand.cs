@@ -76,26 +76,7 @@ internal static class PolicyCommand
             }
 
             var requester = Requester(parse.GetValue(ns), parse.GetValue(sa));
-            var trust = TrustStore.Production;
-            var simDir = parse.GetValue(trustSim);
-            if (simDir is not null)
-            {
-                if (!Directory.Exists(simDir))
-                {
-                    throw new CliUsageException($"--trust-simulator: {simDir} is not a folder");
-                }
-
-                try
-                {
-                    trust = SimulatorTrust.AddFromPkiDirectory(trust, simDir);
-                }
-                catch (InvalidOperationException ex)
-                {
-                    throw new CliUsageException("--trust-simulator: " + ex.Message, ex);
-                }
-
-                await error.WriteLineAsync($"warning: trusting the simulated roots in {simDir}; results are marked simulated").ConfigureAwait(false);
-            }
+            var trust = await VerifyCommand.TrustFromOptionAsync(parse.GetValue(trustSim), error).ConfigureAwait(false);
 
             var context = new VerificationContext(VerifyCommand.ParseTime(parse.GetValue(at)), trust) { SkipCrl = parse.GetValue(skipCrl) };
             var settings = new VerifierSettings
@@ -107,7 +88,7 @@ internal static class PolicyCommand
 
             using var verifiers = VerifierFactory.Create(settings);
             var result = await VerifyCommand.VerifyOneAsync(verifiers, bytes, null, context, ct).ConfigureAwait(false);
-            var input = ToPolicyInput(result, context.At, simDir is not null, requester);
+            var input = ToPolicyInput(result, context.At, trust.TrustsSimulator, requester);
             var decision = PolicyEvaluator.Evaluate(policy, input);
             if (parse.GetValue(json))
             {

@@ -54,26 +54,7 @@ internal static class VerifyCommand
                 CacheDirectory = parse.GetValue(cacheDir),
             };
 
-            var trust = TrustStore.Production;
-            var simDir = parse.GetValue(trustSim);
-            if (simDir is not null)
-            {
-                if (!Directory.Exists(simDir))
-                {
-                    throw new CliUsageException($"--trust-simulator: {simDir} is not a folder");
-                }
-
-                try
-                {
-                    trust = SimulatorTrust.AddFromPkiDirectory(trust, simDir);
-                }
-                catch (InvalidOperationException ex)
-                {
-                    throw new CliUsageException("--trust-simulator: " + ex.Message, ex);
-                }
-
-                await error.WriteLineAsync($"warning: trusting the simulated roots in {simDir}; results are marked simulated").ConfigureAwait(false);
-            }
+            var trust = await TrustFromOptionAsync(parse.GetValue(trustSim), error).ConfigureAwait(false);
 
             var context = new VerificationContext(ParseTime(parse.GetValue(at)), trust) { SkipCrl = parse.GetValue(skipCrl) };
             TeeKind? forced = TeeKindNames.TryParse(parse.GetValue(tee), out var k) ? k : null;
@@ -107,6 +88,36 @@ internal static class VerifyCommand
             return exit;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The production roots, plus the simulated roots of <paramref name="simulatorPkiDir"/> when the operator named
+    /// one (--trust-simulator), with a warning on the error stream. Shared by every command that verifies evidence.
+    /// </summary>
+    internal static async Task<TrustStore> TrustFromOptionAsync(string? simulatorPkiDir, TextWriter error)
+    {
+        var trust = TrustStore.Production;
+        if (simulatorPkiDir is null)
+        {
+            return trust;
+        }
+
+        if (!Directory.Exists(simulatorPkiDir))
+        {
+            throw new CliUsageException($"--trust-simulator: {simulatorPkiDir} is not a folder");
+        }
+
+        try
+        {
+            trust = SimulatorTrust.AddFromPkiDirectory(trust, simulatorPkiDir);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new CliUsageException("--trust-simulator: " + ex.Message, ex);
+        }
+
+        await error.WriteLineAsync($"warning: trusting the simulated roots in {simulatorPkiDir}; results are marked simulated").ConfigureAwait(false);
+        return trust;
     }
 
     /// <summary>Runs the verifier for the detected (or forced) TEE kind; undetectable bytes are a malformed-evidence rejection.</summary>

@@ -55,18 +55,7 @@ public sealed class TdxTcbInfo
     /// <summary>As <see cref="Parse"/>, remembered per exact bytes (the result is immutable).</summary>
     public static TdxTcbInfo ParseCached(ReadOnlyMemory<byte> json)
     {
-        var (value, error) = Parsed.GetOrAdd(json.Span, () =>
-        {
-            try
-            {
-                return (Parse(json), null);
-            }
-            catch (FormatException ex)
-            {
-                return (null, ex.Message);
-            }
-        });
-        return value ?? throw new FormatException(error);
+        return Parsed.Parse(json.Span, () => Parse(json));
     }
 
     /// <summary>Parses the "tcbInfo" JSON value; throws <see cref="FormatException"/> when a field is missing or malformed.</summary>
@@ -159,18 +148,7 @@ public sealed class TdQeIdentity
     /// <summary>As <see cref="Parse"/>, remembered per exact bytes (the result is immutable).</summary>
     public static TdQeIdentity ParseCached(ReadOnlyMemory<byte> json)
     {
-        var (value, error) = Parsed.GetOrAdd(json.Span, () =>
-        {
-            try
-            {
-                return (Parse(json), null);
-            }
-            catch (FormatException ex)
-            {
-                return (null, ex.Message);
-            }
-        });
-        return value ?? throw new FormatException(error);
+        return Parsed.Parse(json.Span, () => Parse(json));
     }
 
     /// <summary>Parses the "enclaveIdentity" JSON value; throws <see cref="FormatException"/> when a field is missing or malformed.</summary>
