@@ -129,6 +129,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             services.AddSingleton(verifiers);
             services.AddSingleton(options);
             services.AddSingleton(sp => new BrokerService(data.Storage, data.Keys, nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>()));
+            services.AddHostedService<ReplayPurgeService>();
             services.AddProblemDetails();
             services.AddOpenApi();
             services.AddRateLimiter(r =>

@@ -347,6 +347,8 @@ public sealed partial class BrokerService
         }
         catch (ProtocolException ex)
         {
+            var refused = new Dictionary<string, string>(StringComparer.Ordinal) { ["jkt"] = parsed.Value.Key.Thumbprint(), ["via"] = "token", ["error"] = ex.Error.ToString() };
+            await AuditDenialAsync(now, client, ProblemCodes.TokenInvalid, null, null, parsed.Value.KeyIds, refused, cancellationToken);
             return new BrokerProblem(StatusCodes.Status401Unauthorized, ProblemCodes.TokenInvalid, "Invalid token", $"the token was refused ({ex.Error})", new JsonObject { ["error"] = ex.Error.ToString() });
         }
 
@@ -491,7 +493,7 @@ public sealed partial class BrokerService
 
     private static string FormatTime(DateTimeOffset t) => t.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
-    private async Task AuditDenialAsync(DateTimeOffset now, string? client, string code, string evidenceDigest, string? claimsDigest, IReadOnlyList<string> keyIds, Dictionary<string, string> details, CancellationToken cancellationToken)
+    private async Task AuditDenialAsync(DateTimeOffset now, string? client, string code, string? evidenceDigest, string? claimsDigest, IReadOnlyList<string> keyIds, Dictionary<string, string> details, CancellationToken cancellationToken)
     {
         var d = new Dictionary<string, string>(details, StringComparer.Ordinal) { ["key_ids"] = string.Join(",", keyIds) };
         await AppendAsync(new AuditEvent(AuditKindAttestation, now, client, Denied, [code], evidenceDigest, claimsDigest, null, null, d), cancellationToken);

@@ -88,6 +88,10 @@ public sealed class Result_token_gets_further_keys_for_the_same_public_key
             sig[5] ^= 0x01;
             var (status, body) = await KeysAsync(parts[0] + "." + parts[1] + "." + RunningBroker.Base64UrlEncode(sig), jwk, Shared.TdxKey);
             Assert.That((status, Shared.Code(body), (string?)body!["error"]), Is.EqualTo((401, ProblemCodes.TokenInvalid, nameof(ProtocolError.TokenSignatureInvalid))));
+            var last = await Shared.Broker.Host.Data.Storage.Audit.GetLastAsync();
+            var row = JsonNode.Parse(last!.EventJson)!;
+            Assert.That(((string?)row["kind"], (string?)row["decision"], (string?)row["reasons"]![0], (string?)row["details"]!["error"]),
+                Is.EqualTo(("attestation", "denied", ProblemCodes.TokenInvalid, nameof(ProtocolError.TokenSignatureInvalid))));
         }
     }
 
