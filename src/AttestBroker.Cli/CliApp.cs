@@ -14,6 +14,8 @@ public static class CliApp
         root.Subcommands.Add(PolicyCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(AdminCommand.Create());
+        root.Subcommands.Add(AuditCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
         return root;
     }
 

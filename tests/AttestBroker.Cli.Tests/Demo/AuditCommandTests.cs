@@ -1,0 +1,81 @@
+using System.Text.Json.Nodes;
+using NUnit.Framework;
+
+namespace AttestBroker.Cli.Tests.Demo;
+
+[TestFixture]
+public sealed class Audit_verify_passes_on_the_demo_data_directory
+{
+    [Test]
+    public async Task Audit_verify_on_the_kept_demo_data_dir_exits_0_with_all_rows_intact()
+    {
+        var (exit, output, error) = await CliRunner.RunAsync("audit", "verify", "--data-dir", DemoRunOnce.CopyDataDir());
+        Assert.That(exit, Is.Zero, error);
+        Assert.That(output, Does.Contain("audit chain intact: 4 rows"));
+    }
+}
+
+[TestFixture]
+public sealed class Audit_verify_names_the_tampered_row
+{
+    [Test]
+    public async Task An_edited_audit_row_makes_audit_verify_exit_1_naming_the_row_as_edited()
+    {
+        var dir = DemoRunOnce.CopyDataDir();
+        await DemoRunOnce.TamperAsync(dir, "UPDATE audit_log SET event_json = replace(event_json, '\"decision\":\"denied\"', '\"decision\":\"granted\"') WHERE seq = 3");
+        var (exit, output, _) = await CliRunner.RunAsync("audit", "verify", "--data-dir", dir);
+        Assert.That(exit, Is.EqualTo(1));
+        Assert.That(output, Does.StartWith("audit chain broken at row 3: edited"));
+    }
+
+    [Test]
+    public async Task A_deleted_audit_row_makes_audit_verify_exit_1_naming_the_row_as_deleted()
+    {
+        var dir = DemoRunOnce.CopyDataDir();
+        await DemoRunOnce.TamperAsync(dir, "DELETE FROM audit_log WHERE seq = 2");
+        var (exit, output, _) = await CliRunner.RunAsync("audit", "verify", "--data-dir", dir);
+        Assert.That(exit, Is.EqualTo(1));
+        Assert.That(output, Does.StartWith("audit chain broken at row 2: deleted"));
+    }
+}
+
+[TestFixture]
+public sealed class Audit_export_writes_one_json_object_per_row
+{
+    [Test]
+    public async Task Audit_export_prints_every_row_as_a_json_line_in_sequence_order()
+    {
+        var (exit, output, error) = await CliRunner.RunAsync("audit", "export", "--data-dir", DemoRunOnce.CopyDataDir());
+        Assert.That(exit, Is.Zero, error);
+        var rows = CliRunner.JsonLines(output);
+        Assert.That(rows.Select(r => (long?)r["seq"]), Is.EqualTo(new long?[] { 1, 2, 3, 4 }));
+        Assert.That(rows.Select(r => r["event"]?["kind"]?.GetValue<string>()), Does.Contain("policy.set"));
+    }
+
+    [Test]
+    public async Task Audit_export_with_out_writes_the_same_lines_to_the_file()
+    {
+        var dir = DemoRunOnce.CopyDataDir();
+        var file = Path.Combine(dir, "audit.jsonl");
+        var (exit, _, error) = await CliRunner.RunAsync("audit", "export", "--data-dir", dir, "--out", file);
+        Assert.That(exit, Is.Zero, error);
+        var lines = (await File.ReadAllLinesAsync(file)).Where(l => l.Length > 0).Select(l => JsonNode.Parse(l)!.AsObject()).ToList();
+        Assert.That(lines, Has.Count.EqualTo(4));
+        Assert.That(error, Does.Contain("exported 4 rows"));
+    }
+}
+
+[TestFixture]
+public sealed class Audit_commands_reject_a_directory_without_a_database
+{
+    [Test]
+    public async Task Audit_verify_on_a_directory_without_a_database_exits_2_and_creates_nothing()
+    {
+        var dir = Path.Combine(DemoRunOnce.Root, "empty-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        var (exit, _, error) = await CliRunner.RunAsync("audit", "verify", "--data-dir", dir);
+        Assert.That(exit, Is.EqualTo(2));
+        Assert.That(error, Does.Contain("holds no attestbroker.db"));
+        Assert.That(Directory.EnumerateFileSystemEntries(dir), Is.Empty);
+    }
+}
