@@ -37,6 +37,46 @@ public sealed class Audit_verify_names_the_tampered_row
         Assert.That(exit, Is.EqualTo(1));
         Assert.That(output, Does.StartWith("audit chain broken at row 2: deleted"));
     }
+
+    [Test]
+    public async Task Two_swapped_audit_rows_make_audit_verify_exit_1_naming_the_first_as_reordered()
+    {
+        var dir = DemoRunOnce.CopyDataDir();
+        await DemoRunOnce.TamperAsync(dir, "UPDATE audit_log SET seq = 100 WHERE seq = 2; UPDATE audit_log SET seq = 2 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = 100;");
+        var (exit, output, _) = await CliRunner.RunAsync("audit", "verify", "--data-dir", dir);
+        Assert.That(exit, Is.EqualTo(1));
+        Assert.That(output, Does.StartWith("audit chain broken at row 2: reordered"));
+    }
+}
+
+[TestFixture]
+public sealed class Audit_verify_rejects_a_head_key_file_that_is_not_an_ec_public_key
+{
+    [Test]
+    public async Task A_head_key_file_without_a_pem_key_exits_2_with_a_head_key_error()
+    {
+        var dir = DemoRunOnce.CopyDataDir();
+        var file = Path.Combine(dir, "not-a-key.pem");
+        await File.WriteAllTextAsync(file, "hello\n");
+        var (exit, output, error) = await CliRunner.RunAsync("audit", "verify", "--data-dir", dir, "--head-key", file);
+        Assert.That((exit, output), Is.EqualTo((2, string.Empty)));
+        Assert.That(error, Does.StartWith("error: --head-key:"));
+    }
+
+    [Test]
+    public async Task A_p256_public_key_is_accepted_and_the_intact_chain_exits_0()
+    {
+        var dir = DemoRunOnce.CopyDataDir();
+        var file = Path.Combine(dir, "head.pub.pem");
+        using (var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256))
+        {
+            await File.WriteAllTextAsync(file, key.ExportSubjectPublicKeyInfoPem());
+        }
+
+        var (exit, output, error) = await CliRunner.RunAsync("audit", "verify", "--data-dir", dir, "--head-key", file);
+        Assert.That(exit, Is.Zero, error);
+        Assert.That(output, Does.Contain("chain intact").And.Contain("signed heads verified"));
+    }
 }
 
 [TestFixture]
