@@ -148,33 +148,23 @@ public sealed class Jwk
     }
 
     /// <summary>A new ECDH key object holding this public key (EC only).</summary>
-    public ECDiffieHellman CreateECDiffieHellman()
-    {
-        var k = ECDiffieHellman.Create();
-        try
-        {
-            k.ImportParameters(EcParameters());
-            return k;
-        }
-        catch
-        {
-            k.Dispose();
-            throw;
-        }
-    }
+    public ECDiffieHellman CreateECDiffieHellman() => WithEcPublicKey(ECDiffieHellman.Create());
 
     /// <summary>A new ECDSA key object holding this public key (EC only).</summary>
-    public ECDsa CreateECDsa()
+    public ECDsa CreateECDsa() => WithEcPublicKey(ECDsa.Create());
+
+    /// <summary>Imports this public key into <paramref name="key"/>, disposing it when the import fails.</summary>
+    private T WithEcPublicKey<T>(T key)
+        where T : ECAlgorithm
     {
-        var k = ECDsa.Create();
         try
         {
-            k.ImportParameters(EcParameters());
-            return k;
+            key.ImportParameters(EcParameters());
+            return key;
         }
         catch
         {
-            k.Dispose();
+            key.Dispose();
             throw;
         }
     }

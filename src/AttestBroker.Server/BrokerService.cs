@@ -423,15 +423,8 @@ public sealed partial class BrokerService
                 return null;
             }
 
-            try
-            {
-                return (Jwk.FromJsonElement(jwk.Value), keyIds);
-            }
-            catch (ProtocolException ex)
-            {
-                problem = new BrokerProblem(StatusCodes.Status400BadRequest, ProblemCodes.InvalidPublicKey, "Invalid public key", $"\"public_key\" is not an acceptable public JWK ({ex.Error})", new JsonObject { ["error"] = ex.Error.ToString() });
-                return null;
-            }
+            var key = ReadPublicKey(jwk.Value, out problem);
+            return key is null ? null : (key, keyIds);
         }
         catch (JsonException)
         {
@@ -497,6 +490,21 @@ public sealed partial class BrokerService
     {
         var d = new Dictionary<string, string>(details, StringComparer.Ordinal) { ["key_ids"] = string.Join(",", keyIds) };
         await AppendAsync(new AuditEvent(AuditKindAttestation, now, client, Denied, [code], evidenceDigest, claimsDigest, null, null, d), cancellationToken);
+    }
+
+    /// <summary>The request's "public_key" as a validated public JWK, or null with the invalid-public-key problem.</summary>
+    private static Jwk? ReadPublicKey(JsonElement jwk, out BrokerProblem? problem)
+    {
+        try
+        {
+            problem = null;
+            return Jwk.FromJsonElement(jwk);
+        }
+        catch (ProtocolException ex)
+        {
+            problem = new BrokerProblem(StatusCodes.Status400BadRequest, ProblemCodes.InvalidPublicKey, "Invalid public key", $"\"public_key\" is not an acceptable public JWK ({ex.Error})", new JsonObject { ["error"] = ex.Error.ToString() });
+            return null;
+        }
     }
 
     private Task AppendAsync(AuditEvent e, CancellationToken cancellationToken) => _storage.Audit.AppendAsync(e, cancellationToken);
@@ -570,14 +578,9 @@ public sealed partial class BrokerService
                 return null;
             }
 
-            Jwk key;
-            try
+            var key = ReadPublicKey(jwk.Value, out problem);
+            if (key is null)
             {
-                key = Jwk.FromJsonElement(jwk.Value);
-            }
-            catch (ProtocolException ex)
-            {
-                problem = new BrokerProblem(StatusCodes.Status400BadRequest, ProblemCodes.InvalidPublicKey, "Invalid public key", $"\"public_key\" is not an acceptable public JWK ({ex.Error})", new JsonObject { ["error"] = ex.Error.ToString() });
                 return null;
             }
 
