@@ -90,6 +90,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
             var signer = TokenSigner.LoadOrCreate(data.Directory);
             disposables.Add(signer);
             var verifiers = BuildVerifiers(options, disposables);
+            var admin = Admin.AdminSetup.Create(options.Admin, data.Directory, time);
+            disposables.Add(admin);
             await data.LoadPolicyDirectoryAsync(time.GetUtcNow(), cancellationToken);
             var certificate = LoadCertificate(options, time);
             if (certificate is not null)
@@ -130,6 +132,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             services.AddSingleton(options);
             services.AddSingleton(sp => new BrokerService(data.Storage, data.Keys, nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>()));
             services.AddHostedService<ReplayPurgeService>();
+            admin.Register(services);
             services.AddProblemDetails();
             services.AddOpenApi();
             services.AddRateLimiter(r =>
@@ -173,6 +176,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             });
             app.UseRateLimiter();
             BrokerEndpoints.Map(app);
+            Admin.AdminEndpoints.Map(app);
             return new BrokerHost(app, data, disposables);
         }
         catch

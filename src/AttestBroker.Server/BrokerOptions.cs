@@ -46,6 +46,9 @@ public sealed class BrokerOptions
     /// <summary>Skip CRL checks (policies then deny unless they set allowUncheckedCrl).</summary>
     public bool SkipCrl { get; set; }
 
+    /// <summary>The admin API ("Broker:Admin"): trusted token issuers, audience, audit-head signing interval.</summary>
+    public Admin.AdminOptions Admin { get; set; } = new();
+
     /// <summary>How long a challenge nonce stays usable, in seconds (10 .. 900).</summary>
     public int NonceLifetimeSeconds { get; set; } = 120;
 
@@ -127,6 +130,8 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
                 errors.Add($"Broker:CollateralPaths: {path} does not exist");
             }
         }
+
+        errors.AddRange(options.Admin.Validate());
 
         if (options.NonceLifetimeSeconds is < 10 or > 900)
         {
