@@ -19,7 +19,8 @@ internal static class ServeCommand
     public static Command Create()
     {
         var pkiDir = Commands.PkiOption();
-        var port = new Option<int>("--port") { Description = "TCP port on 127.0.0.1 (0 picks a free one).", DefaultValueFactory = _ => 8088 };
+        var listen = new Option<string>("--listen") { Description = "Address to listen on (default 127.0.0.1; 0.0.0.0 to serve other pods, e.g. in the dev overlay of deploy/).", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "TCP port (0 picks a free one).", DefaultValueFactory = _ => 8088 };
         var profiles = new Option<string[]>("--profile") { Description = "Platform profile to serve as a named platform (repeatable)." };
         var faults = Commands.FaultOption();
         var latency = new Option<int>("--latency-ms") { Description = "Delay every PCS/KDS response by this many milliseconds." };
@@ -27,12 +28,17 @@ internal static class ServeCommand
         var retryAfter = new Option<int>("--retry-after") { Description = "Retry-After seconds sent with 429.", DefaultValueFactory = _ => 1 };
         var fail503 = new Option<int>("--fail-503") { Description = "Answer the next N PCS/KDS requests with 503 Service Unavailable." };
         var stale = new Option<bool>("--stale") { Description = "Serve stale collateral (nextUpdate in the past)." };
-        var command = new Command("serve", "Serve the simulated PCS v4 (/sgx/..., /tdx/...), KDS (/vcek/v1/..., /vlek/v1/...) and virtual TEE (POST /sim/v1/evidence) on 127.0.0.1. Behaviour can be changed at run time with POST /sim/v1/control.")
+        var command = new Command("serve", "Serve the simulated PCS v4 (/sgx/..., /tdx/...), KDS (/vcek/v1/..., /vlek/v1/...) and virtual TEE (POST /sim/v1/evidence) on 127.0.0.1 (or --listen). Behaviour can be changed at run time with POST /sim/v1/control.")
         {
-            pkiDir, port, profiles, faults, latency, fail429, retryAfter, fail503, stale,
+            pkiDir, listen, port, profiles, faults, latency, fail429, retryAfter, fail503, stale,
         };
         command.SetAction(async (parse, ct) =>
         {
+            if (!IPAddress.TryParse(parse.GetRequiredValue(listen), out var listenAddress))
+            {
+                throw new SimulatorException("--listen must be an IP address");
+            }
+
             using var pki = SimPki.Load(parse.GetRequiredValue(pkiDir));
             var profs = (parse.GetValue(profiles) ?? []).Select(SimProfile.LoadFile).ToList();
             var collateralFaults = (parse.GetValue(faults) ?? []).Select(FaultCatalog.Parse).ToList();
@@ -50,7 +56,7 @@ internal static class ServeCommand
             builder.Logging.ClearProviders();
             builder.WebHost.ConfigureKestrel(o =>
             {
-                o.Listen(IPAddress.Loopback, parse.GetValue(port));
+                o.Listen(listenAddress, parse.GetValue(port));
                 o.Limits.MaxRequestBodySize = MaxRequestBody;
                 o.AddServerHeader = false;
             });
