@@ -1,0 +1,16 @@
+# The pod-side image: `attestbroker agent fetch-key` and `attestbroker node fetch-model` (init container or DaemonSet).
+# Multi-stage; final image chiseled, non-root (uid 1654), no shell, no SDK.
+# Build from the repository root:  docker build -f deploy/docker/node.Dockerfile -t attestbroker/attestbroker-node:dev .
+# (Not built in this repository's CI: the build machine has no container engine. See docs/deploy.md.)
+FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
+WORKDIR /src
+COPY . .
+RUN dotnet publish src/AttestBroker.Cli -c Release -o /out/attestbroker
+
+FROM mcr.microsoft.com/dotnet/aspnet:10.0-noble-chiseled AS runtime
+COPY --from=build /out/attestbroker /app/attestbroker
+ENV PATH=/app/attestbroker:/usr/bin:/bin \
+    DOTNET_gcServer=0 \
+    DOTNET_EnableDiagnostics=0
+USER 1654:1654
+ENTRYPOINT ["attestbroker"]
