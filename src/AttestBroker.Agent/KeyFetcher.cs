@@ -33,7 +33,8 @@ public sealed class KeyFetchRequest
     /// <summary>The pod's Kubernetes service account token (sent as service_account_token), or null.</summary>
     public string? ServiceAccountToken { get; init; }
 
-    internal void Validate()
+    /// <summary>Throws <see cref="ArgumentException"/> unless there are 1 .. 16 distinct, non-empty key ids.</summary>
+    public void Validate()
     {
         if (KeyIds is null || KeyIds.Count == 0)
         {

@@ -16,6 +16,7 @@ public static class CliApp
         root.Subcommands.Add(AdminCommand.Create());
         root.Subcommands.Add(AuditCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(AgentCommand.Create());
         return root;
     }
 
