@@ -72,7 +72,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         }
 
         var disposables = new List<IDisposable>();
-        var data = await BrokerData.OpenAsync(options.DataDirectory, time, cancellationToken);
+        var data = await BrokerData.OpenAsync(options, time, cancellationToken);
         try
         {
             var secret = data.ReadNonceSecret();
@@ -87,7 +87,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             }
 
             disposables.Add(nonces);
-            var signer = TokenSigner.LoadOrCreate(data.Directory);
+            var signer = data.LoadTokenSigner();
             disposables.Add(signer);
             var verifiers = BuildVerifiers(options, disposables);
             var admin = Admin.AdminSetup.Create(options.Admin, data.Directory, time);
@@ -130,7 +130,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             services.AddSingleton(signer);
             services.AddSingleton(verifiers);
             services.AddSingleton(options);
-            services.AddSingleton(sp => new BrokerService(data.Storage, data.Keys, nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>()));
+            services.AddSingleton(sp => new BrokerService(data.Storage, sp.GetRequiredService<IKeyBackend>(), nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>()));
             services.AddHostedService<ReplayPurgeService>();
             admin.Register(services);
             services.AddProblemDetails();
@@ -221,8 +221,10 @@ public sealed partial class BrokerHost : IAsyncDisposable
         {
             Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => new BrokerProblem(413, ProblemCodes.BodyTooLarge, "Body too large", "the request body exceeds the limit"),
             Microsoft.AspNetCore.Http.BadHttpRequestException b => new BrokerProblem(b.StatusCode, ProblemCodes.MalformedRequest, "Bad request", "the request could not be read"),
-            StorageException => new BrokerProblem(503, ProblemCodes.BackendUnavailable, "Backend unavailable", "the broker's storage is unavailable; retry later"),
-            KeyStoreException => new BrokerProblem(503, ProblemCodes.BackendUnavailable, "Backend unavailable", "the keystore is unavailable; retry later"),
+            StorageException s => new BrokerProblem(503, ProblemCodes.BackendUnavailable, "Backend unavailable", $"the broker's storage is unavailable ({s.Error}); retry later",
+                new System.Text.Json.Nodes.JsonObject { ["backend"] = "storage", ["cause"] = s.Error.ToString() }),
+            KeyStoreException k => new BrokerProblem(503, ProblemCodes.BackendUnavailable, "Backend unavailable", $"the keystore is unavailable ({k.Error}); retry later",
+                new System.Text.Json.Nodes.JsonObject { ["backend"] = "keystore", ["cause"] = k.Error.ToString() }),
             OperationCanceledException => new BrokerProblem(503, ProblemCodes.BackendUnavailable, "Cancelled", "the request was cancelled"),
             _ => new BrokerProblem(500, ProblemCodes.InternalError, "Internal error", "an unexpected error occurred"),
         };

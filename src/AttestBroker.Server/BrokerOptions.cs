@@ -63,6 +63,12 @@ public sealed class BrokerOptions
 
     /// <summary>Lifetime of attestation-result tokens in seconds (1 .. 3600; 300 by default).</summary>
     public int TokenLifetimeSeconds { get; set; } = 300;
+
+    /// <summary>The database ("Broker:Storage"): SQLite in the data directory, or PostgreSQL for several replicas.</summary>
+    public BrokerStorageOptions Storage { get; set; } = new();
+
+    /// <summary>Where the KEK, the challenge MAC secret and the token-signing key come from ("Broker:Secrets").</summary>
+    public BrokerSecretsOptions Secrets { get; set; } = new();
 }
 
 /// <summary>Start-up validation of <see cref="BrokerOptions"/> (ValidateOnStart); every failure names the setting.</summary>
@@ -156,6 +162,18 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
         if (options.TokenLifetimeSeconds is < 1 or > 3600)
         {
             errors.Add("Broker:TokenLifetimeSeconds must be 1 .. 3600");
+        }
+
+        if (options.Storage is { } storage)
+        {
+            if (!storage.IsPostgres && !string.Equals(storage.Provider, BrokerStorageOptions.Sqlite, StringComparison.OrdinalIgnoreCase))
+            {
+                errors.Add("Broker:Storage:Provider must be sqlite or postgres");
+            }
+            else if (storage.IsPostgres && string.IsNullOrWhiteSpace(storage.ConnectionString) && string.IsNullOrWhiteSpace(storage.ConnectionStringFile))
+            {
+                errors.Add("Broker:Storage:Provider postgres needs Broker:Storage:ConnectionString or Broker:Storage:ConnectionStringFile");
+            }
         }
 
         return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);

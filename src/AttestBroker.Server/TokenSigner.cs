@@ -41,26 +41,59 @@ public sealed class TokenSigner : IDisposable
         });
         try
         {
-            var key = ECDsa.Create();
-            try
-            {
-                key.ImportPkcs8PrivateKey(der, out var read);
-                if (read != der.Length)
-                {
-                    throw new BrokerStartupException($"{path} has trailing bytes after the PKCS#8 key");
-                }
-            }
-            catch (CryptographicException)
-            {
-                key.Dispose();
-                throw new BrokerStartupException($"{path} is not a PKCS#8 ECDSA key");
-            }
-
-            return new TokenSigner(key);
+            return FromPkcs8(der, path);
         }
         finally
         {
             CryptographicOperations.ZeroMemory(der);
+        }
+    }
+
+    /// <summary>Loads the key from a file the operator made (shared by replicas); never creates it.</summary>
+    public static TokenSigner LoadExisting(string path)
+    {
+        var der = SecretFiles.ReadOrCreate(path, 4096, () => throw new BrokerStartupException($"Broker:Secrets:TokenSigningKeyFile {path} does not exist; create it once (PKCS#8 ECDSA P-256, mode 0600) and share it with every replica"));
+        try
+        {
+            return FromPkcs8(der, path);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(der);
+        }
+    }
+
+    /// <summary>An ES256 signer from PKCS#8 DER (the caller zeroes <paramref name="der"/>); <paramref name="origin"/> names where it came from in errors.</summary>
+    public static TokenSigner FromPkcs8(ReadOnlySpan<byte> der, string origin)
+    {
+        var key = ECDsa.Create();
+        try
+        {
+            key.ImportPkcs8PrivateKey(der, out var read);
+            if (read != der.Length)
+            {
+                throw new BrokerStartupException($"{origin} has trailing bytes after the PKCS#8 key");
+            }
+        }
+        catch (CryptographicException)
+        {
+            key.Dispose();
+            throw new BrokerStartupException($"{origin} is not a PKCS#8 ECDSA key");
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
+        }
+
+        try
+        {
+            return new TokenSigner(key);
+        }
+        catch
+        {
+            key.Dispose();
+            throw;
         }
     }
 
