@@ -16,6 +16,35 @@ public sealed class ModelDecryptionOptions
 
     /// <summary>Decrypting threads; default: processor count.</summary>
     public int Workers { get; init; } = Environment.ProcessorCount;
+
+    /// <summary>Counters the decryptor updates as it goes (bytes verified and written, total, current file); read them from any thread.</summary>
+    public DecryptionProgress? Progress { get; init; }
+}
+
+/// <summary>
+/// Progress of a decryption, updated by the worker threads with one interlocked add per batch and read by whoever
+/// displays it (a timer, a progress bar). Plaintext bytes count once their segment authenticated and was written.
+/// </summary>
+public sealed class DecryptionProgress
+{
+    private long _done;
+    private long _total = -1;
+    private string? _file;
+
+    /// <summary>Plaintext bytes decrypted, authenticated and written so far.</summary>
+    public long BytesDone => Interlocked.Read(ref _done);
+
+    /// <summary>Plaintext bytes of the whole model; -1 until the manifest is read.</summary>
+    public long TotalBytes => Interlocked.Read(ref _total);
+
+    /// <summary>The manifest path of the file being decrypted.</summary>
+    public string? CurrentFile => Volatile.Read(ref _file);
+
+    internal void Start(long total) => Interlocked.Exchange(ref _total, total);
+
+    internal void Add(long bytes) => Interlocked.Add(ref _done, bytes);
+
+    internal void SetFile(string path) => Volatile.Write(ref _file, path);
 }
 
 /// <summary>What was decrypted.</summary>
@@ -23,10 +52,11 @@ public sealed record ModelDecryptionResult(int Files, long PlaintextBytes, strin
 
 /// <summary>
 /// Decrypts an encrypted model directory into a destination directory through a bounded parallel pipeline:
-/// worker threads (each with its own AesGcm and one segment buffer) claim segments, read them, hash the ciphertext
-/// in segment order by turn, then decrypt in place and write at the segment's offset into a temporary file.
-/// Memory is one segment per worker whatever the model's size. A file is renamed to its final name only after every
-/// segment, its length and its SHA-256 verified; on any failure every file of this run is deleted.
+/// worker threads (each with its own AesGcm and one batch buffer) claim batches of segments, read them with one
+/// positional read, hash each segment (a leaf of the digest tree), decrypt it in place and write the plaintext at its
+/// offset into a temporary file with one gathered write. Memory is one batch per worker whatever the model's size. A
+/// file is renamed to its final name only after every segment, its length and its digest tree root verified; on any
+/// failure every file of this run is deleted.
 /// </summary>
 public static class ModelDecryptor
 {
@@ -70,7 +100,8 @@ public static class ModelDecryptor
                 throw new ModelException(ModelError.DestinationTooSmall, $"destination {root} has {available} bytes free, the model needs {needed}");
             }
 
-            var run = new Run(root, manifest, key, Math.Clamp(options.Workers, 1, 64));
+            options.Progress?.Start(needed);
+            var run = new Run(root, manifest, key, Math.Clamp(options.Workers, 1, 64), options.Progress);
             try
             {
                 long total = 0;
@@ -99,15 +130,20 @@ public static class ModelDecryptor
         private readonly int _workers;
         private const int BatchBytes = 4 << 20;
 
+        /// <summary>How many batches the fastest worker may be ahead of the oldest batch whose leaves are not folded yet.</summary>
+        private const int RingBatches = 64;
+
         private readonly byte[][] _buffers;
         private readonly int _segmentsPerBatch;
         private readonly List<string> _created = [];
         private readonly List<string> _createdDirectories = [];
+        private readonly DecryptionProgress? _progress;
         private string? _pendingTemp;
         private bool _committed;
 
-        public Run(string root, ModelManifest manifest, ModelKey key, int workers)
+        public Run(string root, ModelManifest manifest, ModelKey key, int workers, DecryptionProgress? progress)
         {
+            _progress = progress;
             _root = root;
             _manifest = manifest;
             _key = key;
@@ -128,10 +164,9 @@ public static class ModelDecryptor
             var reader = await source.OpenCiphertextAsync(ModelManifest.CiphertextPath(entry), expectedLength, cancellationToken).ConfigureAwait(false);
             await using (reader.ConfigureAwait(false))
             {
-                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 var headerBytes = new byte[headerLength];
                 await reader.ReadExactlyAsync(0, headerBytes, cancellationToken).ConfigureAwait(false);
-                hash.AppendData(headerBytes);
+                using var tree = CiphertextDigestTree.StartRoot(headerBytes);
                 using var file = EncryptedModelFile.Open(headerBytes, _key, _manifest.KeyId);
                 var header = file.Header;
                 if (header.SegmentSize != _manifest.SegmentSize)
@@ -144,17 +179,18 @@ public static class ModelDecryptor
                     throw new ModelException(ModelError.PlaintextSizeMismatch, $"{entry.Path}: header says {header.PlaintextLength} bytes, manifest says {entry.Size}");
                 }
 
+                _progress?.SetFile(entry.Path);
                 var temp = Path.Combine(Path.GetDirectoryName(finalPath)!, "." + Path.GetFileName(finalPath) + "." + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(6)) + ".partial");
                 _pendingTemp = temp;
                 using (var output = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None))
                 {
-                    await PumpAsync(file, reader, hash, output, entry.Path, cancellationToken).ConfigureAwait(false);
+                    await PumpAsync(file, reader, tree, output, entry.Path, cancellationToken).ConfigureAwait(false);
                 }
 
-                var digest = hash.GetHashAndReset();
-                if (!CryptographicOperations.FixedTimeEquals(digest, entry.CiphertextSha256))
+                var root = tree.GetHashAndReset();
+                if (!CryptographicOperations.FixedTimeEquals(root, entry.CiphertextTreeSha256))
                 {
-                    throw new ModelException(ModelError.CiphertextDigestMismatch, $"{entry.Path}: SHA-256 of the ciphertext differs from the manifest's");
+                    throw new ModelException(ModelError.CiphertextDigestMismatch, $"{entry.Path}: the ciphertext digest tree root differs from the manifest's");
                 }
 
                 File.Move(temp, finalPath, overwrite: false);
@@ -272,22 +308,30 @@ public static class ModelDecryptor
         }
 
         /// <summary>
-        /// Moves one file through the pipeline. Each worker thread claims the next segment index, reads it into its own
-        /// buffer (in parallel with the others for a local file), then waits for its turn to feed the ciphertext to
-        /// SHA-256 in segment order (for a sequential HTTP stream the read happens in the turn too), passes the turn on,
-        /// and decrypts in place and writes the plaintext at the segment's offset while the next worker hashes. So
-        /// hashing, which must be sequential, overlaps with reading, decrypting and writing, and memory is one segment per
-        /// worker whatever the model's size. The only coordination is a counter and a monitor for the turn.
+        /// Moves one file through the pipeline. Each worker thread claims the next batch of consecutive segments, reads it
+        /// into its own buffer (one positional read, in parallel with the other workers, for a local file; in batch order
+        /// for a sequential HTTP stream), hashes each segment into its leaf of the digest tree, decrypts it in place and
+        /// writes the batch's plaintext at its offset with one gathered write. The leaves are folded into the root in
+        /// order through a small ring: a worker may run at most <see cref="RingBatches"/> batches ahead of the oldest
+        /// batch not yet folded, so memory stays bounded whatever the file's size. The only coordination is a monitor
+        /// taken a few times per batch (about 4 MiB).
         /// </summary>
-        private Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, IncrementalHash hash, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
+        private Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, IncrementalHash tree, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
         {
             var header = file.Header;
             var positional = reader as IPositionalCiphertextReader;
             var segments = header.SegmentCount;
             var gate = new object();
-            long next = -1;
+            long next = 0;
             long turn = 0;
+            long folded = 0;
             Exception? failure = null;
+            var perBatch = _segmentsPerBatch;
+            var stride = header.SegmentSize + (long)ModelFileHeader.SegmentTagLength;
+            var batches = ((segments - 1) / perBatch) + 1;
+            var leafBytes = perBatch * CiphertextDigestTree.DigestLength;
+            var ring = new byte[RingBatches * leafBytes];
+            var ready = new bool[RingBatches];
             var registration = cancellationToken.Register(() => Fail(new OperationCanceledException(cancellationToken)));
 
             void Fail(Exception ex)
@@ -299,67 +343,107 @@ public static class ModelDecryptor
                 }
             }
 
-            // Workers claim batches of consecutive segments (about 4 MiB), so turns change hands a few hundred times
-            // per GiB rather than once per segment: on a busy machine every hand-off waits for the scheduler.
-            var perBatch = _segmentsPerBatch;
-            var stride = header.SegmentSize + (long)ModelFileHeader.SegmentTagLength;
-            var batches = ((segments - 1) / perBatch) + 1;
-
             void Work(byte[] buffer)
             {
                 try
                 {
                     using var cipher = file.CreateCipher();
+                    var leaves = new byte[leafBytes];
+                    var pieces = new ReadOnlyMemory<byte>[perBatch];
                     while (true)
                     {
-                        var b = Interlocked.Increment(ref next);
-                        if (b >= batches || Volatile.Read(ref failure) is not null)
-                        {
-                            return;
-                        }
-
-                        var first = b * perBatch;
-                        var last = Math.Min(segments, first + perBatch) - 1;
-                        var offset = file.SegmentOffset(first);
-                        var length = (int)(file.SegmentOffset(last) - offset) + file.SegmentCiphertextLength(last);
-                        var range = buffer.AsSpan(0, length);
-                        positional?.ReadExactlyAt(offset, range);
+                        long b;
                         lock (gate)
                         {
-                            while (turn != b && failure is null)
+                            while (failure is null && next < batches && next >= folded + RingBatches)
                             {
                                 Monitor.Wait(gate);
                             }
 
-                            if (failure is not null)
+                            if (failure is not null || next >= batches)
                             {
                                 return;
                             }
+
+                            b = next++;
                         }
 
-                        if (positional is null)
+                        var first = b * perBatch;
+                        var last = Math.Min(segments, first + perBatch) - 1;
+                        var count = (int)(last - first + 1);
+                        var offset = file.SegmentOffset(first);
+                        var length = (int)(file.SegmentOffset(last) - offset) + file.SegmentCiphertextLength(last);
+                        if (positional is not null)
                         {
+                            positional.ReadExactlyAt(offset, buffer.AsSpan(0, length));
+                        }
+                        else
+                        {
+                            lock (gate)
+                            {
+                                while (turn != b && failure is null)
+                                {
+                                    Monitor.Wait(gate);
+                                }
+
+                                if (failure is not null)
+                                {
+                                    return;
+                                }
+                            }
+
                             // Segment by segment, so that a stream cut mid-way resumes at the start of the segment being read.
                             for (var i = first; i <= last; i++)
                             {
                                 var at = (int)((i - first) * stride);
                                 reader.ReadExactlyAsync(file.SegmentOffset(i), buffer.AsMemory(at, file.SegmentCiphertextLength(i)), cancellationToken).AsTask().GetAwaiter().GetResult();
                             }
+
+                            lock (gate)
+                            {
+                                turn = b + 1;
+                                Monitor.PulseAll(gate);
+                            }
                         }
 
-                        hash.AppendData(range);
+                        long plaintextBytes = 0;
+                        for (var k = 0; k < count; k++)
+                        {
+                            var i = first + k;
+                            var segment = buffer.AsSpan((int)(k * stride), file.SegmentCiphertextLength(i));
+                            SHA256.HashData(segment, leaves.AsSpan(k * CiphertextDigestTree.DigestLength, CiphertextDigestTree.DigestLength));
+                            var n = cipher.Decrypt(i, segment, segment);
+                            pieces[k] = buffer.AsMemory((int)(k * stride), n);
+                            plaintextBytes += n;
+                        }
+
+                        if (count == perBatch)
+                        {
+                            RandomAccess.Write(output, pieces, first * header.SegmentSize);
+                        }
+                        else
+                        {
+                            RandomAccess.Write(output, pieces[..count], first * header.SegmentSize);
+                        }
+
                         lock (gate)
                         {
-                            turn = b + 1;
+                            var slot = (int)(b % RingBatches);
+                            leaves.AsSpan(0, count * CiphertextDigestTree.DigestLength).CopyTo(ring.AsSpan(slot * leafBytes));
+                            ready[slot] = true;
+                            while (folded < batches && ready[(int)(folded % RingBatches)])
+                            {
+                                var s = (int)(folded % RingBatches);
+                                var n = folded == batches - 1 ? (int)(segments - (folded * perBatch)) : perBatch;
+                                tree.AppendData(ring.AsSpan(s * leafBytes, n * CiphertextDigestTree.DigestLength));
+                                ready[s] = false;
+                                folded++;
+                            }
+
                             Monitor.PulseAll(gate);
                         }
 
-                        for (var i = first; i <= last; i++)
-                        {
-                            var segment = range.Slice((int)((i - first) * stride), file.SegmentCiphertextLength(i));
-                            var n = cipher.Decrypt(i, segment, segment);
-                            RandomAccess.Write(output, segment[..n], i * (long)header.SegmentSize);
-                        }
+                        _progress?.Add(plaintextBytes);
                     }
                 }
                 catch (Exception ex)
@@ -368,10 +452,10 @@ public static class ModelDecryptor
                 }
             }
 
-            var count = (int)Math.Min(_workers, batches);
-            var running = count;
+            var workers = (int)Math.Min(_workers, batches);
+            var running = workers;
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            for (var w = 0; w < count; w++)
+            for (var w = 0; w < workers; w++)
             {
                 var buffer = _buffers[w];
                 var thread = new Thread(() =>
@@ -387,6 +471,10 @@ public static class ModelDecryptor
                         else if (failure is not null)
                         {
                             done.SetException(failure);
+                        }
+                        else if (folded != batches)
+                        {
+                            done.SetException(new InvalidOperationException($"{name}: {folded} of {batches} batches folded into the digest tree"));
                         }
                         else
                         {

@@ -7,7 +7,7 @@ public static class ModelFileEncryptor
 {
     /// <summary>
     /// Reads exactly <paramref name="plaintextLength"/> bytes from <paramref name="plaintext"/> and writes the encrypted file to
-    /// <paramref name="output"/>. Returns the SHA-256 digest of everything written (the value a manifest records).
+    /// <paramref name="output"/>. Returns the root of the file's ciphertext digest tree (<see cref="CiphertextDigestTree"/>), the value a manifest records.
     /// </summary>
     public static async Task<byte[]> EncryptAsync(Stream plaintext, long plaintextLength, Stream output, ModelKey key, string keyId, int segmentSize = ModelFileHeader.DefaultSegmentSize, CancellationToken cancellationToken = default)
     {
@@ -33,7 +33,7 @@ public static class ModelFileEncryptor
         var macKey = GC.AllocateArray<byte>(32, pinned: true);
         var plainBuffer = GC.AllocateUninitializedArray<byte>(segmentSize, pinned: true);
         var cipherBuffer = GC.AllocateUninitializedArray<byte>(segmentSize + ModelFileHeader.SegmentTagLength, pinned: true);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        IncrementalHash? tree = null;
         try
         {
             EncryptedModelFile.DeriveKeys(key.Span, salt, segmentKey, macKey);
@@ -42,7 +42,8 @@ public static class ModelFileEncryptor
             CryptographicOperations.ZeroMemory(macKey);
 
             await output.WriteAsync(header.AsMemory(0, headerLength), cancellationToken).ConfigureAwait(false);
-            hash.AppendData(header, 0, headerLength);
+            tree = CiphertextDigestTree.StartRoot(header.AsSpan(0, headerLength));
+            var leaf = new byte[CiphertextDigestTree.DigestLength];
 
             using var cipher = new SegmentCipher(segmentKey, header.AsSpan(tagOffset, ModelFileHeader.TagLength), prefix, segmentCount, segmentSize, plaintextLength);
             CryptographicOperations.ZeroMemory(segmentKey);
@@ -51,7 +52,8 @@ public static class ModelFileEncryptor
                 var length = (int)Math.Min(segmentSize, plaintextLength - (i * segmentSize));
                 await ReadExactlyAsync(plaintext, plainBuffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
                 var written = cipher.Encrypt(i, plainBuffer.AsSpan(0, length), cipherBuffer);
-                hash.AppendData(cipherBuffer, 0, written);
+                SHA256.HashData(cipherBuffer.AsSpan(0, written), leaf);
+                tree.AppendData(leaf);
                 await output.WriteAsync(cipherBuffer.AsMemory(0, written), cancellationToken).ConfigureAwait(false);
             }
 
@@ -60,10 +62,11 @@ public static class ModelFileEncryptor
                 throw new ModelException(ModelError.SourceInvalid, "plaintext is longer than its declared size (did it change while being encrypted?)");
             }
 
-            return hash.GetHashAndReset();
+            return tree.GetHashAndReset();
         }
         finally
         {
+            tree?.Dispose();
             CryptographicOperations.ZeroMemory(segmentKey);
             CryptographicOperations.ZeroMemory(macKey);
             CryptographicOperations.ZeroMemory(plainBuffer);

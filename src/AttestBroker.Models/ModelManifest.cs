@@ -4,17 +4,21 @@ using System.Text.Json;
 
 namespace AttestBroker.Models;
 
-/// <summary>One file of a model: its relative path, plaintext size and the SHA-256 of its ciphertext.</summary>
-public sealed record ManifestEntry(string Path, long Size, byte[] CiphertextSha256);
+/// <summary>One file of a model: its relative path, plaintext size and the root of its ciphertext digest tree (<see cref="CiphertextDigestTree"/>).</summary>
+public sealed record ManifestEntry(string Path, long Size, byte[] CiphertextTreeSha256);
 
 /// <summary>
 /// The manifest of an encrypted model directory (manifest.json). Every file is listed with its relative path
-/// ('/'-separated), plaintext size and the hex SHA-256 of its ciphertext, which is stored at PATH + ".menc".
+/// ('/'-separated), plaintext size and the hex root of its ciphertext digest tree (<see cref="CiphertextDigestTree"/>);
+/// the ciphertext is stored at PATH + ".menc".
 /// The publisher signs the exact bytes of manifest.json (see <see cref="ManifestSigning"/>).
 /// </summary>
 public sealed class ModelManifest
 {
-    public const string FormatName = "attestbroker.model-manifest/v1";
+    public const string FormatName = "attestbroker.model-manifest/v2";
+
+    /// <summary>The earlier format, which pinned a whole-file SHA-256; refused with a message saying to re-encrypt.</summary>
+    public const string FormatNameV1 = "attestbroker.model-manifest/v1";
     public const string FileName = "manifest.json";
     public const string SignatureFileName = "manifest.json.sig";
     public const string CiphertextSuffix = ".menc";
@@ -62,7 +66,7 @@ public sealed class ModelManifest
                 writer.WriteStartObject();
                 writer.WriteString("path", f.Path);
                 writer.WriteNumber("size", f.Size);
-                writer.WriteString("ciphertextSha256", Convert.ToHexStringLower(f.CiphertextSha256));
+                writer.WriteString("ciphertextTreeSha256", Convert.ToHexStringLower(f.CiphertextTreeSha256));
                 writer.WriteEndObject();
             }
 
@@ -90,6 +94,12 @@ public sealed class ModelManifest
             if (root.ValueKind != JsonValueKind.Object)
             {
                 throw Malformed("top level is not an object");
+            }
+
+            // Name the old format before its fields are refused as unknown.
+            if (root.TryGetProperty("format", out var declared) && declared.ValueKind == JsonValueKind.String && declared.GetString() == FormatNameV1)
+            {
+                throw Malformed($"format {FormatNameV1} (whole-file SHA-256) is no longer read: re-encrypt the model with this version, which writes {FormatName} (a per-segment digest tree)");
             }
 
             string? format = null, keyId = null;
@@ -185,9 +195,9 @@ public sealed class ModelManifest
                 throw Malformed($"negative size for {f.Path}");
             }
 
-            if (f.CiphertextSha256 is null || f.CiphertextSha256.Length != 32)
+            if (f.CiphertextTreeSha256 is null || f.CiphertextTreeSha256.Length != 32)
             {
-                throw Malformed($"ciphertextSha256 of {f.Path} is not 32 bytes");
+                throw Malformed($"ciphertextTreeSha256 of {f.Path} is not 32 bytes");
             }
 
             if (!seen.Add(f.Path))
@@ -238,11 +248,11 @@ public sealed class ModelManifest
                     case "size":
                         size = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt64(out var s) && s >= 0 ? s : throw Malformed("size is not a non-negative integer");
                         break;
-                    case "ciphertextSha256":
-                        var hex = StringValue(p.Value, "ciphertextSha256");
+                    case "ciphertextTreeSha256":
+                        var hex = StringValue(p.Value, "ciphertextTreeSha256");
                         if (hex.Length != 64 || !hex.All(c => c is (>= '0' and <= '9') or (>= 'a' and <= 'f')))
                         {
-                            throw Malformed("ciphertextSha256 is not 64 lower-case hex digits");
+                            throw Malformed("ciphertextTreeSha256 is not 64 lower-case hex digits");
                         }
 
                         digest = Convert.FromHexString(hex);
@@ -254,7 +264,7 @@ public sealed class ModelManifest
 
             if (path is null || size is null || digest is null)
             {
-                throw Malformed("a files entry needs path, size and ciphertextSha256");
+                throw Malformed("a files entry needs path, size and ciphertextTreeSha256");
             }
 
             list.Add(new ManifestEntry(path, size.Value, digest));

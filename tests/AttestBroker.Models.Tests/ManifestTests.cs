@@ -26,7 +26,7 @@ public sealed class Manifest_signatures_are_checked_against_the_publisher_key
         model.AddFile("w.bin", 10);
         model.Encrypt();
         var manifest = ModelManifest.Parse(File.ReadAllBytes(model.ManifestPath));
-        var changed = manifest.Files.Select(f => f with { CiphertextSha256 = SHA256.HashData(f.CiphertextSha256) }).ToList();
+        var changed = manifest.Files.Select(f => f with { CiphertextTreeSha256 = SHA256.HashData(f.CiphertextTreeSha256) }).ToList();
         model.RewriteManifest(new ModelManifest(manifest.KeyId, manifest.SegmentSize, changed), resign: false);
         Assert.That(model.DecryptFails().Reason, Is.EqualTo(ModelError.ManifestSignatureInvalid));
     }
@@ -80,7 +80,7 @@ public sealed class Manifest_digests_bind_the_ciphertext
         model.AddFile("w.bin", TestModel.Segment + 10);
         model.Encrypt();
         var manifest = ModelManifest.Parse(File.ReadAllBytes(model.ManifestPath));
-        var changed = manifest.Files.Select(f => f with { CiphertextSha256 = SHA256.HashData(f.CiphertextSha256) }).ToList();
+        var changed = manifest.Files.Select(f => f with { CiphertextTreeSha256 = SHA256.HashData(f.CiphertextTreeSha256) }).ToList();
         model.RewriteManifest(new ModelManifest(manifest.KeyId, manifest.SegmentSize, changed), resign: true);
         Assert.That(model.DecryptFails().Reason, Is.EqualTo(ModelError.CiphertextDigestMismatch));
     }
@@ -152,11 +152,11 @@ public sealed class Malformed_manifests_are_rejected
 {
     [TestCase("not json")]
     [TestCase("[]")]
-    [TestCase("{\"format\":\"attestbroker.model-manifest/v1\",\"keyId\":\"k\",\"segmentSize\":1048576}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":1048576}")]
     [TestCase("{\"format\":\"other/v9\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[]}")]
-    [TestCase("{\"format\":\"attestbroker.model-manifest/v1\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[],\"extra\":1}")]
-    [TestCase("{\"format\":\"attestbroker.model-manifest/v1\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":-1,\"ciphertextSha256\":\"00\"}]}")]
-    [TestCase("{\"format\":\"attestbroker.model-manifest/v1\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":1,\"ciphertextSha256\":\"zz\"}]}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[],\"extra\":1}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":-1,\"ciphertextTreeSha256\":\"00\"}]}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":1,\"ciphertextTreeSha256\":\"zz\"}]}")]
     public void A_manifest_like_this_is_rejected_with_manifest_malformed(string json)
     {
         var ex = Assert.Throws<ModelException>(() => ModelManifest.Parse(Encoding.UTF8.GetBytes(json)))!;
@@ -164,9 +164,21 @@ public sealed class Malformed_manifests_are_rejected
     }
 
     [Test]
+    public void A_v1_manifest_is_rejected_with_manifest_malformed_and_told_to_re_encrypt()
+    {
+        var json = "{\"format\":\"attestbroker.model-manifest/v1\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":1,\"ciphertextSha256\":\"" + new string('0', 64) + "\"}]}";
+        var ex = Assert.Throws<ModelException>(() => ModelManifest.Parse(Encoding.UTF8.GetBytes(json)))!;
+        Assert.Multiple(() =>
+        {
+            Assert.That(ex.Reason, Is.EqualTo(ModelError.ManifestMalformed));
+            Assert.That(ex.Message, Does.Contain("re-encrypt"));
+        });
+    }
+
+    [Test]
     public void A_segment_size_outside_1_to_4_MiB_is_rejected_with_segment_size_out_of_range()
     {
-        var json = "{\"format\":\"attestbroker.model-manifest/v1\",\"keyId\":\"k\",\"segmentSize\":65536,\"files\":[]}";
+        var json = "{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":65536,\"files\":[]}";
         var ex = Assert.Throws<ModelException>(() => ModelManifest.Parse(Encoding.UTF8.GetBytes(json)))!;
         Assert.That(ex.Reason, Is.EqualTo(ModelError.SegmentSizeOutOfRange));
     }
