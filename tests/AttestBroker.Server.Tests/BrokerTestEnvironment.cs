@@ -55,11 +55,12 @@ internal sealed class BrokerTestEnvironment : IAsyncDisposable
     /// <summary>Claims of clean simulated evidence per TEE kind (for pinning measurements in policies).</summary>
     public Dictionary<TeeKind, JsonObject> CleanClaims { get; }
 
-    public static async Task<BrokerTestEnvironment> CreateAsync()
+    /// <param name="seed">The simulated PKI's seed (deterministic, slow RSA key generation); null: a random PKI with fast RSA keys.</param>
+    public static async Task<BrokerTestEnvironment> CreateAsync(ulong? seed = 11)
     {
         var root = Directory.CreateTempSubdirectory("ab-server-").FullName;
         var pkiDir = Path.Combine(root, "pki");
-        var pki = SimPki.Create(11);
+        var pki = SimPki.Create(seed);
         pki.Save(pkiDir);
         var collateralDir = Path.Combine(root, "collateral");
         var profile = SimProfile.Default();
