@@ -10,11 +10,11 @@ namespace AttestBroker.Cli.Commands;
 /// <summary>attestbroker model encrypt|decrypt|keygen|bench: thin wrappers over AttestBroker.Models.</summary>
 internal static class ModelCommands
 {
-    private const string BrokerNotAvailable = "--broker is not available in this build: use --key-file";
+    private const string BrokerNotAvailable = "model encrypt --broker is not available: the broker releases keys only to attested TEEs; encrypt with --key-file (the key admin imports the same key into the broker)";
 
     public static Command Create()
     {
-        var command = new Command("model", "Encrypt and decrypt models in the streaming AES-256-GCM format (MENC v1, docs/model-format.md).");
+        var command = new Command("model", "Encrypt and decrypt models in the streaming AES-256-GCM format (MENC v1 files, manifest v2; docs/model-format.md).");
         command.Subcommands.Add(CreateEncrypt());
         command.Subcommands.Add(CreateDecrypt());
         command.Subcommands.Add(CreateKeygen());
@@ -27,7 +27,7 @@ internal static class ModelCommands
         var source = new Argument<string>("SRC_DIR") { Description = "Model directory (weights shards, tokenizer, config); every regular file is encrypted." };
         var keyId = new Option<string>("--key-id") { Description = "Key id recorded in every header and the manifest (A-Z a-z 0-9 . _ : / @ + = -).", Required = true };
         var keyFile = new Option<string?>("--key-file") { Description = "File holding the 32-byte model key, raw or as base64 text (\"-\" reads standard input)." };
-        var broker = new Option<string?>("--broker") { Description = "Broker URL to create/fetch the key from. Not available in this build: use --key-file." };
+        var broker = new Option<string?>("--broker") { Description = "Not available: the broker releases keys only to attested TEEs; use --key-file." };
         var output = new Option<string>("--out") { Description = "Output directory (must not exist or be empty).", Required = true };
         var signKey = new Option<string?>("--sign-key") { Description = "Publisher ECDSA P-256 private key, unencrypted PEM PKCS#8 ('PRIVATE KEY') or 'EC PRIVATE KEY'; writes manifest.json.sig in cosign sign-blob format." };
         var segmentSize = new Option<int>("--segment-size") { Description = "Plaintext bytes per segment, 1048576..4194304 (default 1 MiB; decrypt memory grows with it).", DefaultValueFactory = _ => ModelFileHeader.DefaultSegmentSize };
@@ -58,28 +58,31 @@ internal static class ModelCommands
     private static Command CreateDecrypt()
     {
         var source = new Argument<string>("ENC_DIR") { Description = "Encrypted model: a directory, or an http(s):// base URL (streamed, never written to disk; resumes with Range requests)." };
-        var keyFile = new Option<string?>("--key-file") { Description = "File holding the 32-byte model key, raw or as base64 text (\"-\" reads standard input)." };
-        var broker = new Option<string?>("--broker") { Description = "Broker URL to fetch the key from after attestation. Not available in this build: use --key-file." };
+        var keys = new ModelKeySource();
         var output = new Option<string>("--out") { Description = "Destination directory; must be on tmpfs or ramfs unless --allow-disk.", Required = true };
         var allowDisk = new Option<bool>("--allow-disk") { Description = "Allow a disk-backed destination (plaintext weights would reach disk)." };
         var publisherKey = new Option<string?>("--publisher-key") { Description = "Publisher public key (PEM SPKI, as cosign public-key prints); manifest.json.sig must verify under it. Without it the signature is not checked (a warning is printed)." };
-        var keyId = new Option<string?>("--key-id") { Description = "Require the model to be encrypted under this key id." };
-        var workers = new Option<int>("--workers") { Description = "Decrypting threads (default: number of processors).", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command("decrypt", "Decrypt an encrypted model into a memory-backed directory (for a node or a test). Exit 0 ok, 1 authentication/verification failure, 2 usage or I/O.") { source, keyFile, broker, output, allowDisk, publisherKey, keyId, workers };
+        var keyId = new Option<string?>("--key-id") { Description = "Require the model to be encrypted under this key id (required with --broker: the key to fetch)." };
+        var workers = new Option<int>("--workers") { Description = "Decrypting threads, 1..64 (default: number of processors).", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var command = new Command("decrypt", "Decrypt an encrypted model into a memory-backed directory (for a node or a test). Exit 0 ok, 1 authentication/verification failure or key denied, 2 usage or I/O, 3 broker unavailable.") { source, output, allowDisk, publisherKey, keyId, workers };
+        keys.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var error = parse.InvocationConfiguration.Error;
             var stdout = parse.InvocationConfiguration.Output;
             try
             {
-                ValidateKeySource(parse.GetValue(keyFile), parse.GetValue(broker));
+                keys.Validate(parse, parse.GetValue(keyId));
+                var workerCount = parse.GetValue(workers);
+                if (workerCount is < 1 or > 64)
+                {
+                    throw new CliUsageException("--workers must be 1 .. 64");
+                }
+
                 using var publisher = parse.GetValue(publisherKey) is { } pubPath ? ManifestSigning.LoadPublicKeyPem(ReadText(pubPath, "publisher key")) : null;
-                var location = parse.GetRequiredValue(source);
-                var isUrl = location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || location.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
-                using var http = isUrl ? new HttpClient { Timeout = Timeout.InfiniteTimeSpan } : null;
-                IModelSource modelSource = http is not null
-                    ? new HttpModelSource(http, Uri.TryCreate(location, UriKind.Absolute, out var uri) ? uri : throw new CliUsageException($"not a valid URL: {location}"))
-                    : new DirectoryModelSource(location);
+                using var http = OpenSource(parse.GetRequiredValue(source), out var modelSource);
+                var destination = parse.GetRequiredValue(output);
+                MemoryVolume.Require(destination, parse.GetValue(allowDisk));
                 if (publisher is null)
                 {
                     await error.WriteLineAsync("warning: no --publisher-key: the manifest signature is not checked (contents are still authenticated with the model key)").ConfigureAwait(false);
@@ -90,11 +93,11 @@ internal static class ModelCommands
                     PublisherKey = publisher,
                     AllowDisk = parse.GetValue(allowDisk),
                     ExpectedKeyId = parse.GetValue(keyId),
-                    Workers = Math.Max(1, parse.GetValue(workers)),
+                    Workers = workerCount,
                 };
                 // Loaded last: DecryptAsync takes ownership and zeroes it whatever happens.
-                var key = LoadKey(parse.GetValue(keyFile), parse.GetValue(broker));
-                var result = await ModelDecryptor.DecryptAsync(modelSource, key, parse.GetRequiredValue(output), options, ct).ConfigureAwait(false);
+                var key = await keys.GetAsync(parse, parse.GetValue(keyId), error, ct).ConfigureAwait(false);
+                var result = await ModelDecryptor.DecryptAsync(modelSource, key, destination, options, ct).ConfigureAwait(false);
                 await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"decrypted {result.Files} files ({result.PlaintextBytes} bytes) under key id '{result.KeyId}'; manifest signature {(result.SignatureChecked ? "verified" : "not checked")}")).ConfigureAwait(false);
                 return ExitCodes.Success;
             }
@@ -102,8 +105,42 @@ internal static class ModelCommands
             {
                 return await ReportAsync(error, ex).ConfigureAwait(false);
             }
+            catch (KeyReleaseException ex)
+            {
+                await error.WriteLineAsync("error: " + ex.Message).ConfigureAwait(false);
+                return ex.ExitCode;
+            }
         });
         return command;
+    }
+
+    /// <summary>A directory or an http(s) base URL; returns the HttpClient to dispose (null for a directory).</summary>
+    internal static HttpClient? OpenSource(string location, out IModelSource source)
+    {
+        var isUrl = location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || location.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
+        if (!isUrl)
+        {
+            source = new DirectoryModelSource(location);
+            return null;
+        }
+
+        if (!Uri.TryCreate(location, UriKind.Absolute, out var uri))
+        {
+            throw new CliUsageException($"not a valid URL: {location}");
+        }
+
+        // No overall timeout: a model download takes as long as it takes; a cut connection is resumed by the source.
+        var http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(30), AutomaticDecompression = System.Net.DecompressionMethods.None }) { Timeout = Timeout.InfiniteTimeSpan };
+        try
+        {
+            source = new HttpModelSource(http, uri);
+            return http;
+        }
+        catch
+        {
+            http.Dispose();
+            throw;
+        }
     }
 
     private static Command CreateKeygen()
@@ -200,19 +237,6 @@ internal static class ModelCommands
         return (process, []);
     }
 
-    private static void ValidateKeySource(string? keyFile, string? broker)
-    {
-        if (broker is not null)
-        {
-            throw new CliUsageException(BrokerNotAvailable);
-        }
-
-        if (keyFile is null)
-        {
-            throw new CliUsageException("give --key-file FILE (or --broker URL, not available in this build)");
-        }
-    }
-
     private static ModelKey LoadKey(string? keyFile, string? broker)
     {
         if (broker is not null)
@@ -222,9 +246,15 @@ internal static class ModelCommands
 
         if (keyFile is null)
         {
-            throw new CliUsageException("give --key-file FILE (or --broker URL, not available in this build)");
+            throw new CliUsageException("give --key-file FILE");
         }
 
+        return LoadKeyFile(keyFile);
+    }
+
+    /// <summary>A key file, or standard input for "-".</summary>
+    internal static ModelKey LoadKeyFile(string keyFile)
+    {
         if (keyFile == "-")
         {
             using var stdin = Console.OpenStandardInput();
@@ -234,7 +264,7 @@ internal static class ModelCommands
         return ModelKey.FromKeyFile(keyFile);
     }
 
-    private static string ReadText(string path, string what)
+    internal static string ReadText(string path, string what)
     {
         try
         {
@@ -252,7 +282,7 @@ internal static class ModelCommands
         }
     }
 
-    private static async Task<int> ReportAsync(TextWriter error, ModelException ex)
+    internal static async Task<int> ReportAsync(TextWriter error, ModelException ex)
     {
         await error.WriteLineAsync($"error: {ex.Message} [{ex.Reason}]").ConfigureAwait(false);
         return ex.IsVerificationFailure ? ExitCodes.Failure : ExitCodes.Usage;
