@@ -1,121 +1,7 @@
-using System.Collections.Concurrent;
-using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
+using AttestBroker.Testing;
 using NUnit.Framework;
 
 namespace AttestBroker.Models.Tests;
-
-/// <summary>Serves a directory on 127.0.0.1; can cut the first response of one file mid-stream, and can ignore Range.</summary>
-internal sealed class LocalFileServer : IDisposable
-{
-    private readonly HttpListener _listener = new();
-    private readonly string _root;
-    private readonly Task _loop;
-    private int _cutsLeft;
-
-    public LocalFileServer(string root, string? cutPath = null, long cutAfter = 0, int cuts = 0, bool honourRange = true)
-    {
-        _root = root;
-        CutPath = cutPath;
-        CutAfter = cutAfter;
-        _cutsLeft = cuts;
-        HonourRange = honourRange;
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        var port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        BaseUri = new Uri($"http://127.0.0.1:{port}/model/");
-        _listener.Prefixes.Add(BaseUri.AbsoluteUri);
-        _listener.Start();
-        _loop = Task.Run(LoopAsync);
-    }
-
-    public Uri BaseUri { get; }
-
-    public string? CutPath { get; }
-
-    public long CutAfter { get; }
-
-    public bool HonourRange { get; }
-
-    public ConcurrentQueue<string> Requests { get; } = new();
-
-    public void Dispose()
-    {
-        _listener.Stop();
-        _listener.Close();
-        try
-        {
-            _loop.Wait(TimeSpan.FromSeconds(10));
-        }
-        catch (AggregateException)
-        {
-        }
-    }
-
-    private async Task LoopAsync()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext context;
-            try
-            {
-                context = await _listener.GetContextAsync().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is HttpListenerException or ObjectDisposedException or InvalidOperationException)
-            {
-                return;
-            }
-
-            _ = Task.Run(() => ServeAsync(context));
-        }
-    }
-
-    private async Task ServeAsync(HttpListenerContext context)
-    {
-        var response = context.Response;
-        try
-        {
-            var relative = Uri.UnescapeDataString(context.Request.Url!.AbsolutePath["/model/".Length..]);
-            var range = context.Request.Headers["Range"];
-            Requests.Enqueue(relative + (range is null ? string.Empty : " " + range));
-            var path = Path.Combine(_root, relative);
-            if (!File.Exists(path))
-            {
-                response.StatusCode = 404;
-                response.Close();
-                return;
-            }
-
-            var bytes = await File.ReadAllBytesAsync(path).ConfigureAwait(false);
-            long from = 0;
-            if (range is not null && HonourRange)
-            {
-                from = long.Parse(range["bytes=".Length..].TrimEnd('-'), CultureInfo.InvariantCulture);
-                response.StatusCode = 206;
-                response.Headers["Content-Range"] = $"bytes {from}-{bytes.Length - 1}/{bytes.Length}";
-            }
-
-            response.ContentLength64 = bytes.Length - from;
-            var body = bytes.AsMemory((int)from);
-            if (relative == CutPath && Interlocked.Decrement(ref _cutsLeft) >= 0)
-            {
-                await response.OutputStream.WriteAsync(body[..(int)(CutAfter - from)]).ConfigureAwait(false);
-                await response.OutputStream.FlushAsync().ConfigureAwait(false);
-                response.Abort();
-                return;
-            }
-
-            await response.OutputStream.WriteAsync(body).ConfigureAwait(false);
-            response.Close();
-        }
-        catch (Exception ex) when (ex is HttpListenerException or IOException or ObjectDisposedException)
-        {
-            response.Abort();
-        }
-    }
-}
 
 [TestFixture]
 public sealed class Models_stream_from_an_HTTP_base_URL
@@ -152,6 +38,39 @@ public sealed class Models_stream_from_an_HTTP_base_URL
         {
             Assert.That(File.ReadAllBytes(Path.Combine(model.Destination, "w.bin")), Is.EqualTo(data));
             Assert.That(server.Requests, Does.Contain($"w.bin.menc bytes={Tamper.SegmentOffset(1)}-"));
+        });
+    }
+
+    [Test]
+    public void Streams_cut_in_a_later_batch_and_in_the_last_segment_resume_with_two_workers_and_give_identical_bytes()
+    {
+        using var model = new TestModel();
+        var data = model.AddFile("w.bin", (9 * TestModel.Segment) + 77);
+        model.Encrypt();
+        var server = new LocalFileServer(model.Encrypted, "w.bin.menc", Tamper.SegmentOffset(6) + 1, cuts: 1);
+        using (server)
+        {
+            using var http = new HttpClient();
+            var progress = new DecryptionProgress();
+            var options = new ModelDecryptionOptions { PublisherKey = model.Publisher, Workers = 2, Progress = progress };
+            ModelDecryptor.DecryptAsync(new HttpModelSource(http, server.BaseUri), model.Key(), model.Destination, options).GetAwaiter().GetResult();
+            Assert.Multiple(() =>
+            {
+                Assert.That(File.ReadAllBytes(Path.Combine(model.Destination, "w.bin")), Is.EqualTo(data));
+                Assert.That(server.Requests, Does.Contain($"w.bin.menc bytes={Tamper.SegmentOffset(6)}-"));
+                Assert.That(progress.BytesDone, Is.EqualTo(data.Length));
+                Assert.That(progress.TotalBytes, Is.EqualTo(data.Length));
+            });
+        }
+
+        Directory.Delete(model.Destination, recursive: true);
+        using var last = new LocalFileServer(model.Encrypted, "w.bin.menc", Tamper.SegmentOffset(9) + 40, cuts: 1);
+        using var http2 = new HttpClient();
+        ModelDecryptor.DecryptAsync(new HttpModelSource(http2, last.BaseUri), model.Key(), model.Destination, new ModelDecryptionOptions { PublisherKey = model.Publisher, Workers = 2 }).GetAwaiter().GetResult();
+        Assert.Multiple(() =>
+        {
+            Assert.That(File.ReadAllBytes(Path.Combine(model.Destination, "w.bin")), Is.EqualTo(data));
+            Assert.That(last.Requests, Does.Contain($"w.bin.menc bytes={Tamper.SegmentOffset(9)}-"));
         });
     }
 

@@ -1,4 +1,5 @@
 using System.Text;
+using AttestBroker.Testing;
 using NUnit.Framework;
 
 namespace AttestBroker.Models.Tests;
