@@ -11,12 +11,12 @@ public static class CliApp
         var root = new RootCommand("AttestBroker: verify TEE evidence, release model keys to attested pods, and decrypt models into memory.");
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(ModelCommands.Create());
-        root.Subcommands.Add(NodeCommand.Create());
         root.Subcommands.Add(PolicyCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(AdminCommand.Create());
         root.Subcommands.Add(AuditCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(IdentityCommand.Create());
         root.Subcommands.Add(AgentCommand.Create());
         return root;
     }

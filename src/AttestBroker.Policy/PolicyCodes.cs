@@ -17,6 +17,9 @@ public static class PolicyCodes
     public const string CollateralTooOld = "collateral_too_old";
     public const string IdentityMismatch = "identity_mismatch";
 
+    /// <summary>The requester's identity is not the one bound into launch data (SNP HOST_DATA / TDX MRCONFIGID).</summary>
+    public const string IdentityNotBound = "identity_not_bound";
+
     // TDX and SNP reference values
     public const string MeasurementMismatch = "measurement_mismatch";
     public const string HostDataMismatch = "host_data_mismatch";

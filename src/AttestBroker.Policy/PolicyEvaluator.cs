@@ -64,6 +64,10 @@ public static class PolicyEvaluator
         if (policy.Requester is { } requester)
         {
             CheckRequester(failures, requester, input.Requester);
+            if (requester.BindToLaunchData)
+            {
+                CheckLaunchBinding(failures, input);
+            }
         }
 
         if (teeAllowed && input.Tee == ReleasePolicy.TeeTdx && policy.Tdx is { } tdx)
@@ -141,6 +145,24 @@ public static class PolicyEvaluator
         {
             failures.Add(new RuleFailure(PolicyCodes.IdentityMismatch, "requester.serviceAccounts", "requester.serviceAccount", Strings(policy.ServiceAccounts), who?.ServiceAccount,
                 who is null ? "the requester's identity is not known" : $"service account '{who.ServiceAccount}' is not allowed"));
+        }
+    }
+
+    private static void CheckLaunchBinding(List<RuleFailure> failures, PolicyInput input)
+    {
+        var (claim, expected) = input.Tee switch
+        {
+            ReleasePolicy.TeeTdx => ("mr_config_id", input.Requester is { } t ? Convert.ToHexStringLower(IdentityBinding.MrConfigId(t.Namespace, t.ServiceAccount)) : null),
+            ReleasePolicy.TeeSevSnp => ("host_data", input.Requester is { } s ? Convert.ToHexStringLower(IdentityBinding.HostData(s.Namespace, s.ServiceAccount)) : null),
+            _ => ("launch_data", null),
+        };
+        var actual = input.Claims[claim] is JsonValue v && v.TryGetValue<string>(out var text) ? text.ToLowerInvariant() : null;
+        if (expected is null || actual != expected)
+        {
+            failures.Add(new RuleFailure(PolicyCodes.IdentityNotBound, "requester.bindToLaunchData", claim, expected is null ? null : new JsonArray(expected), actual,
+                input.Requester is null
+                    ? "the requester's identity is not known, so it cannot be checked against launch data"
+                    : $"{claim} does not bind namespace '{input.Requester.Namespace}' and service account '{input.Requester.ServiceAccount}'"));
         }
     }
 

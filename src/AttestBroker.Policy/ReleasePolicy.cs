@@ -171,6 +171,12 @@ public sealed partial class RequesterPolicy
     /// <summary>Accepted service account names; empty for no constraint.</summary>
     public IReadOnlyList<string> ServiceAccounts { get; private init; } = [];
 
+    /// <summary>
+    /// The requester's identity must also be bound into measured launch data: SNP HOST_DATA or TDX MRCONFIGID equal to
+    /// the <see cref="IdentityBinding"/> digest of its namespace and service account.
+    /// </summary>
+    public bool BindToLaunchData { get; private init; }
+
     internal static RequesterPolicy Bind(DocNode node, string path)
     {
         var r = new MapReader(node, path);
@@ -180,13 +186,14 @@ public sealed partial class RequesterPolicy
         var sa = r.Take("serviceAccounts") is { } s
             ? Read.StringList(s, r.FieldPath("serviceAccounts"), v => v.Length <= 253 && Subdomain().IsMatch(v), "a Kubernetes service account name")
             : [];
+        var bind = r.Take("bindToLaunchData") is { } b && Read.Bool(b, r.FieldPath("bindToLaunchData"));
         r.EnsureNoUnknownFields();
-        if (ns.Count == 0 && sa.Count == 0)
+        if (ns.Count == 0 && sa.Count == 0 && !bind)
         {
-            throw new PolicyFormatException(path, "names neither namespaces nor serviceAccounts; leave it out for no constraint");
+            throw new PolicyFormatException(path, "names neither namespaces nor serviceAccounts nor bindToLaunchData: true; leave it out for no constraint");
         }
 
-        return new RequesterPolicy { Namespaces = ns, ServiceAccounts = sa };
+        return new RequesterPolicy { Namespaces = ns, ServiceAccounts = sa, BindToLaunchData = bind };
     }
 
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", RegexOptions.CultureInvariant, matchTimeoutMilliseconds: 1000)]
