@@ -58,6 +58,14 @@ internal sealed class FakeKubernetesApi : IAsyncDisposable
 
     private object? _lastList;
 
+    /// <summary>The service-account issuer's discovery document (null: 404).</summary>
+    public JsonObject? Discovery { get; set; }
+
+    /// <summary>The service-account issuer's JWKS (null: 404).</summary>
+    public JsonObject? Jwks { get; set; }
+
+    public ConcurrentQueue<string> IssuerRequests { get; } = new();
+
     public static async Task<FakeKubernetesApi> StartAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();
@@ -70,6 +78,8 @@ internal sealed class FakeKubernetesApi : IAsyncDisposable
         app.MapMethods("/apis/attestbroker.io/v1/namespaces/{ns}/keyreleasepolicies/{name}/status", ["PATCH"], async ctx => await self!.PatchStatusAsync(ctx));
         app.MapMethods("/api/v1/namespaces/{ns}/pods/{name}", ["PATCH"], async ctx => await self!.PatchPodAsync(ctx));
         app.MapPost("/api/v1/namespaces/{ns}/events", async ctx => await self!.CreateEventAsync(ctx));
+        app.MapGet("/.well-known/openid-configuration", async ctx => await self!.IssuerDocumentAsync(ctx, self.Discovery));
+        app.MapGet("/openid/v1/jwks", async ctx => await self!.IssuerDocumentAsync(ctx, self.Jwks));
         await app.StartAsync();
         var address = app.Urls.First();
         self = new FakeKubernetesApi(app, address);
@@ -243,6 +253,12 @@ internal sealed class FakeKubernetesApi : IAsyncDisposable
             ["kind"] = "Pod",
             ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = ns, ["uid"] = uid, ["labels"] = body["metadata"]?["labels"]?.DeepClone() },
         });
+    }
+
+    private Task IssuerDocumentAsync(HttpContext ctx, JsonObject? document)
+    {
+        IssuerRequests.Enqueue(ctx.Request.Path + " " + ctx.Request.Headers.Authorization);
+        return document is null ? WriteAsync(ctx, 404, Status(404, "NotFound", "not found")) : WriteAsync(ctx, 200, document);
     }
 
     private async Task CreateEventAsync(HttpContext ctx)
