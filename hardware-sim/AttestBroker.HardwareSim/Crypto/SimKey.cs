@@ -30,10 +30,20 @@ public sealed class SimKey
     private readonly AsymmetricKeyParameter _private;
     private readonly AsymmetricKeyParameter _public;
 
-    private SimKey(AsymmetricKeyParameter priv, AsymmetricKeyParameter pub)
+    // The last ECDSA signature made (deterministic, RFC 6979), so signing the same message again costs a hash: a
+    // platform's PCK key signs the same QE report in every quote.
+    private SignedDigest? _lastSignature;
+
+    // When set, ECDSA signatures come from the platform's implementation (OpenSSL; random nonces, about ten times
+    // faster than the managed RFC 6979 signer). Only for keys whose signatures need not be reproducible.
+    private readonly ECDsa? _platformEcdsa;
+    private readonly Lock _platformLock = new();
+
+    private SimKey(AsymmetricKeyParameter priv, AsymmetricKeyParameter pub, ECDsa? platformEcdsa = null)
     {
         _private = priv;
         _public = pub;
+        _platformEcdsa = platformEcdsa;
         Kind = priv switch
         {
             ECPrivateKeyParameters ec when ec.Parameters.N.BitLength <= 256 => SimKeyKind.EcP256,
@@ -49,6 +59,40 @@ public sealed class SimKey
     {
         ArgumentNullException.ThrowIfNull(pair);
         return new SimKey(pair.Private, pair.Public);
+    }
+
+    /// <summary>
+    /// The same EC key, signing through the platform's ECDSA (random nonces, not reproducible, much faster): for the
+    /// per-evidence signatures of an unseeded PKI, where nothing is meant to be reproduced.
+    /// </summary>
+    public SimKey WithPlatformEcdsa()
+    {
+        if (_private is not ECPrivateKeyParameters priv || _public is not ECPublicKeyParameters pub)
+        {
+            throw new SimulatorException("not an EC key");
+        }
+
+        var size = Kind == SimKeyKind.EcP256 ? 32 : 48;
+        var q = pub.Q.Normalize();
+        var parameters = new ECParameters
+        {
+            Curve = Kind == SimKeyKind.EcP256 ? ECCurve.NamedCurves.nistP256 : ECCurve.NamedCurves.nistP384,
+            Q = new ECPoint { X = q.AffineXCoord.GetEncoded(), Y = q.AffineYCoord.GetEncoded() },
+            D = priv.D.ToByteArrayUnsigned(),
+        };
+        if (parameters.D.Length < size)
+        {
+            parameters.D = [.. new byte[size - parameters.D.Length], .. parameters.D];
+        }
+
+        try
+        {
+            return new SimKey(_private, _public, ECDsa.Create(parameters));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(parameters.D);
+        }
     }
 
     /// <summary>Reads a PKCS#8 "PRIVATE KEY" PEM.</summary>
@@ -136,7 +180,20 @@ public sealed class SimKey
         }
 
         var p256 = Kind == SimKeyKind.EcP256;
+        if (_platformEcdsa is not null)
+        {
+            lock (_platformLock)
+            {
+                return _platformEcdsa.SignData(message, p256 ? HashAlgorithmName.SHA256 : HashAlgorithmName.SHA384, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+            }
+        }
+
         var hash = p256 ? SHA256.HashData(message) : SHA384.HashData(message);
+        if (_lastSignature is { } last && last.Digest.AsSpan().SequenceEqual(hash))
+        {
+            return (byte[])last.Signature.Clone();
+        }
+
         IDigest kDigest = p256 ? new Sha256Digest() : new Sha384Digest();
         var signer = new ECDsaSigner(new HMacDsaKCalculator(kDigest));
         signer.Init(true, ec);
@@ -145,8 +202,11 @@ public sealed class SimKey
         var output = new byte[2 * size];
         rs[0].ToByteArrayUnsigned().CopyTo(output.AsSpan(size - rs[0].ToByteArrayUnsigned().Length));
         rs[1].ToByteArrayUnsigned().CopyTo(output.AsSpan((2 * size) - rs[1].ToByteArrayUnsigned().Length));
+        _lastSignature = new SignedDigest(hash, (byte[])output.Clone());
         return output;
     }
+
+    private sealed record SignedDigest(byte[] Digest, byte[] Signature);
 
     /// <summary>RSASSA-PSS with SHA-384, MGF1-SHA-384, 48-byte salt (AMD's certificate signature scheme).</summary>
     public byte[] SignRsaPssSha384(ReadOnlySpan<byte> message)

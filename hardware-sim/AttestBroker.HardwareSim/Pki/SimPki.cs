@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
@@ -40,6 +41,11 @@ public sealed class SimPki : IDisposable
 
     private const int RsaBits = 4096;
     private readonly SeedMaterial _seed;
+
+    // Leaves and platform keys are pure functions of the seed and their inputs (deterministic derivation and RFC 6979
+    // signatures), so each is made once per input and reused: deriving one costs milliseconds, evidence is made per request.
+    private readonly ConcurrentDictionary<string, IssuedCertificate> _leaves = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, SimKey> _platformKeys = new(StringComparer.Ordinal);
 
     private SimPki(SeedMaterial seed, ulong? numericSeed, IssuedCertificate intelRoot, IssuedCertificate platformCa, IssuedCertificate tcbSigning, IReadOnlyDictionary<AmdProduct, AmdChain> amd)
     {
@@ -101,14 +107,16 @@ public sealed class SimPki : IDisposable
     {
         ArgumentNullException.ThrowIfNull(platform);
         var label = "pck:" + Convert.ToHexString(platform.Ppid) + ":" + Convert.ToHexString(platform.Fmspc) + ":" + Convert.ToHexString(platform.SgxTcbComponents) + ":" + platform.PceSvn;
-        return IssueIntelLeaf(_seed, PckPlatformCa, label, "Intel SGX PCK Certificate", [VendorExtensions.SgxPckExtension(platform)], PckCrlUrl);
+        X509Extension[] extensions = [VendorExtensions.SgxPckExtension(platform)];
+        return _leaves.GetOrAdd(LeafKey(label, extensions), _ => IssueIntelLeaf(_seed, PckPlatformCa, label, "Intel SGX PCK Certificate", extensions, PckCrlUrl));
     }
 
     /// <summary>The quote's attestation key of a platform (deterministic per PPID).</summary>
     public SimKey AttestationKey(TdxPlatform platform)
     {
         ArgumentNullException.ThrowIfNull(platform);
-        return SimKey.FromPair(_seed.EcKey("attestation-key:" + Convert.ToHexString(platform.Ppid), SimCurve.P256));
+        var label = "attestation-key:" + Convert.ToHexString(platform.Ppid);
+        return _platformKeys.GetOrAdd(label, l => PerEvidenceSigner(SimKey.FromPair(_seed.EcKey(l, SimCurve.P256))));
     }
 
     /// <summary>The VCEK of a chip at a reported TCB, issued by the product's ASK.</summary>
@@ -118,7 +126,8 @@ public sealed class SimPki : IDisposable
         var chain = Chain(platform.Product);
         var hwId = platform.ChipId.AsSpan(0, platform.Product.HwIdLength()).ToArray();
         var label = $"vcek:{platform.Product}:{Convert.ToHexString(hwId)}:{platform.ReportedTcb.ToHex(platform.Product)}";
-        return IssueAmdEndorsement(chain.Ask, label, "SEV-VCEK", VendorExtensions.AmdEndorsementExtensions(platform.Product, platform.ReportedTcb, hwId, null));
+        var extensions = VendorExtensions.AmdEndorsementExtensions(platform.Product, platform.ReportedTcb, hwId, null).ToArray();
+        return _leaves.GetOrAdd(LeafKey(label, extensions), _ => PerEvidenceSigner(IssueAmdEndorsement(chain.Ask, label, "SEV-VCEK", extensions)));
     }
 
     /// <summary>The VLEK of a cloud provider at a reported TCB, issued by the product's ASVK.</summary>
@@ -127,7 +136,29 @@ public sealed class SimPki : IDisposable
         ArgumentNullException.ThrowIfNull(platform);
         var chain = Chain(platform.Product);
         var label = $"vlek:{platform.Product}:{platform.CspId}:{platform.ReportedTcb.ToHex(platform.Product)}";
-        return IssueAmdEndorsement(chain.Asvk, label, "SEV-VLEK", VendorExtensions.AmdEndorsementExtensions(platform.Product, platform.ReportedTcb, null, platform.CspId));
+        var extensions = VendorExtensions.AmdEndorsementExtensions(platform.Product, platform.ReportedTcb, null, platform.CspId).ToArray();
+        return _leaves.GetOrAdd(LeafKey(label, extensions), _ => PerEvidenceSigner(IssueAmdEndorsement(chain.Asvk, label, "SEV-VLEK", extensions)));
+    }
+
+    // Keys that sign every piece of evidence (attestation keys, VCEK, VLEK): with a numeric seed their signatures stay
+    // reproducible (RFC 6979); with a random seed there is nothing to reproduce, so the platform's faster ECDSA signs.
+    private SimKey PerEvidenceSigner(SimKey key) => NumericSeed is null ? key.WithPlatformEcdsa() : key;
+
+    private IssuedCertificate PerEvidenceSigner(IssuedCertificate leaf) => NumericSeed is null ? leaf with { Key = leaf.Key.WithPlatformEcdsa() } : leaf;
+
+    /// <summary>What makes a leaf: its label and every byte of its vendor extensions.</summary>
+    private static string LeafKey(string label, IEnumerable<X509Extension> extensions)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var e in extensions)
+        {
+            hash.AppendData(Encoding.UTF8.GetBytes(e.Oid?.Value ?? string.Empty));
+            hash.AppendData([e.Critical ? (byte)1 : (byte)0]);
+            hash.AppendData(BitConverter.GetBytes(e.RawData.Length));
+            hash.AppendData(e.RawData);
+        }
+
+        return label + "|" + Convert.ToHexString(hash.GetHashAndReset());
     }
 
     public AmdChain Chain(AmdProduct product) =>
