@@ -131,24 +131,32 @@ public abstract class SqlStorage : IBrokerStorage, IReplayStore, IAuditLog, IPol
 
     // ---------------------------------------------------------------- replay store
 
-    public Task<bool> TryConsumeAsync(string nonceId, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
+    public virtual Task<bool> TryConsumeAsync(string nonceId, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
     {
         RequireId(nonceId, nameof(nonceId));
         return Run(async () =>
         {
-            long now = NowMs();
-            if (expiresAt.ToUnixTimeMilliseconds() <= now)
-            {
-                return false; // an expired nonce is never accepted, whether or not it was recorded
-            }
-
             await using DbConnection c = await OpenAsync(cancellationToken).ConfigureAwait(false);
-            await using DbCommand cmd = Command(c, null,
-                "INSERT INTO used_nonces (nonce_id, expires_ms, used_ms) VALUES (@n, @e, @u) ON CONFLICT (nonce_id) DO NOTHING",
-                ("n", nonceId), ("e", expiresAt.ToUnixTimeMilliseconds()), ("u", now));
-            return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+            return await TryConsumeCoreAsync(c, null, nonceId, expiresAt, cancellationToken).ConfigureAwait(false);
         });
     }
+
+    /// <summary>Records a nonce as used on <paramref name="c"/> (inside <paramref name="tx"/> when given): true the first time, false after, or when expired.</summary>
+    private protected async Task<bool> TryConsumeCoreAsync(DbConnection c, DbTransaction? tx, string nonceId, DateTimeOffset expiresAt, CancellationToken cancellationToken)
+    {
+        long now = NowMs();
+        if (expiresAt.ToUnixTimeMilliseconds() <= now)
+        {
+            return false; // an expired nonce is never accepted, whether or not it was recorded
+        }
+
+        await using DbCommand cmd = Command(c, tx,
+            "INSERT INTO used_nonces (nonce_id, expires_ms, used_ms) VALUES (@n, @e, @u) ON CONFLICT (nonce_id) DO NOTHING",
+            ("n", nonceId), ("e", expiresAt.ToUnixTimeMilliseconds()), ("u", now));
+        return await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    private protected static void RequireNonceId(string nonceId) => RequireId(nonceId, nameof(nonceId));
 
     public Task<int> PurgeExpiredAsync(CancellationToken cancellationToken = default) => Run(async () =>
     {
@@ -159,33 +167,40 @@ public abstract class SqlStorage : IBrokerStorage, IReplayStore, IAuditLog, IPol
 
     // ---------------------------------------------------------------- audit log
 
-    public Task<AuditRecord> AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken = default)
+    public virtual Task<AuditRecord> AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken = default)
     {
         byte[] json = AuditChain.CanonicalJson(auditEvent);
-        string text = AuditChain.Utf8(json);
         return Run(async () =>
         {
             await using DbConnection c = await OpenAsync(cancellationToken).ConfigureAwait(false);
             await using DbTransaction tx = await BeginWriteAsync(c, WriteLock.Audit, cancellationToken).ConfigureAwait(false);
-            (long lastSeq, byte[] lastHash) = await ReadChainHeadAsync(c, tx, cancellationToken).ConfigureAwait(false);
-            long seq = lastSeq + 1;
-            byte[] hash = AuditChain.ComputeRowHash(seq, lastHash, json);
-            await using DbCommand cmd = Command(c, tx,
-                "INSERT INTO audit_log (seq, prev_hash, hash, kind, at_ms, event_json) VALUES (@s, @p, @h, @k, @t, @j)",
-                ("s", seq), ("p", lastHash), ("h", hash), ("k", auditEvent.Kind), ("t", auditEvent.Time.ToUnixTimeMilliseconds()), ("j", text));
-            try
-            {
-                await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-            }
-            catch (DbException e) when (IsUniqueViolation(e))
-            {
-                // The unique sequence and previous-hash constraints refuse a fork even if the lock were bypassed.
-                throw new StorageException(StorageError.Conflict, "another writer appended to the audit chain concurrently; retry", e);
-            }
-
+            AuditRecord record = await AppendCoreAsync(c, tx, auditEvent, json, cancellationToken).ConfigureAwait(false);
             await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
-            return new AuditRecord(seq, lastHash, hash, auditEvent.Kind, DateTimeOffset.FromUnixTimeMilliseconds(auditEvent.Time.ToUnixTimeMilliseconds()), text);
+            return record;
         });
+    }
+
+    /// <summary>Appends one row after the chain head, inside <paramref name="tx"/>, which must hold the audit write lock.</summary>
+    private protected async Task<AuditRecord> AppendCoreAsync(DbConnection c, DbTransaction tx, AuditEvent auditEvent, byte[] json, CancellationToken cancellationToken)
+    {
+        string text = AuditChain.Utf8(json);
+        (long lastSeq, byte[] lastHash) = await ReadChainHeadAsync(c, tx, cancellationToken).ConfigureAwait(false);
+        long seq = lastSeq + 1;
+        byte[] hash = AuditChain.ComputeRowHash(seq, lastHash, json);
+        await using DbCommand cmd = Command(c, tx,
+            "INSERT INTO audit_log (seq, prev_hash, hash, kind, at_ms, event_json) VALUES (@s, @p, @h, @k, @t, @j)",
+            ("s", seq), ("p", lastHash), ("h", hash), ("k", auditEvent.Kind), ("t", auditEvent.Time.ToUnixTimeMilliseconds()), ("j", text));
+        try
+        {
+            await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (DbException e) when (IsUniqueViolation(e))
+        {
+            // The unique sequence and previous-hash constraints refuse a fork even if the lock were bypassed.
+            throw new StorageException(StorageError.Conflict, "another writer appended to the audit chain concurrently; retry", e);
+        }
+
+        return new AuditRecord(seq, lastHash, hash, auditEvent.Kind, DateTimeOffset.FromUnixTimeMilliseconds(auditEvent.Time.ToUnixTimeMilliseconds()), text);
     }
 
     public Task<SignedAuditHead> SignHeadAsync(ECDsa signingKey, CancellationToken cancellationToken = default)
@@ -824,7 +839,7 @@ public abstract class SqlStorage : IBrokerStorage, IReplayStore, IAuditLog, IPol
         await cmd.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<T> Run<T>(Func<Task<T>> operation)
+    private protected async Task<T> Run<T>(Func<Task<T>> operation)
     {
         try
         {

@@ -5,13 +5,15 @@ using Microsoft.Data.Sqlite;
 namespace AttestBroker.Storage;
 
 /// <summary>
-/// The embedded default: one SQLite file in WAL mode. Writers that must be serialised (audit appends, policy
-/// versions, migrations) use BEGIN IMMEDIATE, which takes the database write lock for the whole transaction, so
-/// several processes on the same file stay consistent.
+/// The embedded default: one SQLite file in WAL mode with synchronous=FULL (a commit is on disk before it is
+/// reported). Writers that must be serialised (audit appends, policy versions, migrations) use BEGIN IMMEDIATE,
+/// which takes the database write lock for the whole transaction, so several processes on the same file stay
+/// consistent. The request-path writes (replay inserts, audit appends) are group-committed: see <see cref="SqliteGroupCommit"/>.
 /// </summary>
 public sealed class SqliteStorage : SqlStorage
 {
     private readonly string _connectionString;
+    private readonly SqliteGroupCommit _group;
 
     /// <summary>Opens (creating with mode 0600 if absent) the database file at <paramref name="databasePath"/>.</summary>
     public SqliteStorage(string databasePath, TimeProvider? time = null)
@@ -26,6 +28,21 @@ public sealed class SqliteStorage : SqlStorage
             Pooling = true,
             DefaultTimeout = 30,
         }.ToString();
+        _group = new SqliteGroupCommit(OpenAsync, (c, ct) => BeginWriteAsync(c, WriteLock.Audit, ct));
+    }
+
+    /// <summary>Records the nonce in the next group commit; true only once the insert is durable.</summary>
+    public override Task<bool> TryConsumeAsync(string nonceId, DateTimeOffset expiresAt, CancellationToken cancellationToken = default)
+    {
+        RequireNonceId(nonceId);
+        return Run(() => _group.RunAsync((c, tx) => TryConsumeCoreAsync(c, tx, nonceId, expiresAt, CancellationToken.None), cancellationToken));
+    }
+
+    /// <summary>Appends the row in the next group commit (in arrival order); returns once it is durable.</summary>
+    public override Task<AuditRecord> AppendAsync(AuditEvent auditEvent, CancellationToken cancellationToken = default)
+    {
+        byte[] json = AuditChain.CanonicalJson(auditEvent);
+        return Run(() => _group.RunAsync((c, tx) => AppendCoreAsync(c, tx, auditEvent, json, CancellationToken.None), cancellationToken));
     }
 
     public override string Provider => "sqlite";
@@ -40,7 +57,7 @@ public sealed class SqliteStorage : SqlStorage
         try
         {
             await c.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await ExecAsync(c, null, "PRAGMA busy_timeout = 30000", cancellationToken).ConfigureAwait(false);
+            await ExecAsync(c, null, "PRAGMA busy_timeout = 30000; PRAGMA synchronous = FULL", cancellationToken).ConfigureAwait(false);
             return c;
         }
         catch
@@ -68,11 +85,11 @@ public sealed class SqliteStorage : SqlStorage
     internal override Task BeforeMigrationAsync(DbConnection connection, CancellationToken cancellationToken) =>
         ExecAsync(connection, null, "PRAGMA journal_mode = WAL", cancellationToken);
 
-    public override ValueTask DisposeAsync()
+    public override async ValueTask DisposeAsync()
     {
+        await _group.DisposeAsync().ConfigureAwait(false);
         using var c = new SqliteConnection(_connectionString);
         SqliteConnection.ClearPool(c);
-        return ValueTask.CompletedTask;
     }
 
     private static void CreateOwnerOnly(string path)
