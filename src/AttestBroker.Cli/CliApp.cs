@@ -18,6 +18,7 @@ public static class CliApp
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(IdentityCommand.Create());
         root.Subcommands.Add(AgentCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         return root;
     }
 

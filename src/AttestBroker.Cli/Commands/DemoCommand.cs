@@ -1,8 +1,5 @@
 using System.CommandLine;
-using System.Net.Http.Headers;
 using System.Security.Cryptography;
-using System.Security.Cryptography.X509Certificates;
-using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AttestBroker.Evidence;
@@ -14,8 +11,6 @@ using AttestBroker.Policy;
 using AttestBroker.Protocol;
 using AttestBroker.Server;
 using AttestBroker.Storage;
-using AttestBroker.Verification;
-using AttestBroker.Verification.Tdx;
 
 namespace AttestBroker.Cli.Commands;
 
@@ -145,7 +140,15 @@ internal static class DemoCommand
             SimEvidence.CollateralForEvidence(pki, profile, TeeKind.Tdx, new EvidenceOptions(), now.AddHours(-1)).WriteTo(collateralDir);
 
             // The MRTD the policy pins: that of clean simulated evidence, as the verifier reports it.
-            var mrTd = await CleanMrTdAsync(pki, profile, pkiDir, collateralDir, now, ct).ConfigureAwait(false);
+            string mrTd;
+            try
+            {
+                mrTd = SimulatedHardware.Text((await SimulatedHardware.CleanClaimsAsync(pki, profile, TeeKind.Tdx, pkiDir, collateralDir, now, ct).ConfigureAwait(false))["mr_td"]);
+            }
+            catch (PodException ex)
+            {
+                throw new DemoStepException(2, ex.Message);
+            }
 
             var modelKey = RandomNumberGenerator.GetBytes(32);
             try
@@ -153,55 +156,16 @@ internal static class DemoCommand
                 await using (var data = await BrokerData.OpenAsync(dataDir, null, ct).ConfigureAwait(false))
                 {
                     await data.Keys.ImportAsync(KeyId, modelKey, ct).ConfigureAwait(false);
-                    var policy = $"name: demo-tdx\nversion: 1\nexplain: true\ntee: [tdx]\nallowSimulated: true\nallowDebug: false\ntdx:\n  mrTd: [{mrTd}]\n";
-                    await data.SetPolicyAsync(KeyId, policy, "demo", now, ct).ConfigureAwait(false);
+                    await data.SetPolicyAsync(KeyId, SimulatedHardware.Policy("demo-tdx", TeeKind.Tdx, new JsonObject { ["mr_td"] = mrTd }), "demo", now, ct).ConfigureAwait(false);
                 }
 
-                using var certificate = BrokerHost.CreateDevelopmentCertificate(now);
-                var certFile = Path.Combine(dataDir, "tls.crt");
-                var certKeyFile = Path.Combine(dataDir, "tls.key");
-                await File.WriteAllTextAsync(certFile, certificate.ExportCertificatePem(), ct).ConfigureAwait(false);
-                using (var key = certificate.GetECDsaPrivateKey()!)
+                var broker = await LocalBroker.StartAsync(dataDir, pkiDir, collateralDir, "https://attestbroker.demo", null, ct).ConfigureAwait(false);
+                await using (broker.ConfigureAwait(false))
                 {
-                    var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-                    if (!OperatingSystem.IsWindows())
-                    {
-                        options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-                    }
-
-                    using var stream = new FileStream(certKeyFile, options);
-                    using var writer = new StreamWriter(stream);
-                    writer.Write(key.ExportPkcs8PrivateKeyPem());
-                }
-
-                var settings = new Dictionary<string, string?>(StringComparer.Ordinal)
-                {
-                    ["Broker:DataDirectory"] = dataDir,
-                    ["Broker:ListenAddress"] = "127.0.0.1",
-                    ["Broker:Port"] = "0",
-                    ["Broker:CertificateFile"] = certFile,
-                    ["Broker:CertificateKeyFile"] = certKeyFile,
-                    ["Broker:CollateralPaths:0"] = collateralDir,
-                    ["Broker:TrustSimulatorPkiDirectory"] = pkiDir,
-                    ["Broker:Issuer"] = "https://attestbroker.demo",
-                    ["Logging:LogLevel:Default"] = "Error",
-                };
-
-                var host = await BrokerHost.CreateAsync([], settings, cancellationToken: ct).ConfigureAwait(false);
-                await using (host.ConfigureAwait(false))
-                {
-                    await host.StartAsync(ct).ConfigureAwait(false);
-                    var address = host.Addresses.FirstOrDefault() ?? throw new DemoStepException(1, "the broker did not report a listening address");
-                    await _out.WriteLineAsync($"1. broker listening on {address.GetLeftPart(UriPartial.Authority)} (simulator trusted for this demo only; TLS certificate pinned by the client)").ConfigureAwait(false);
+                    await _out.WriteLineAsync($"1. broker listening on {broker.Address.GetLeftPart(UriPartial.Authority)} (simulator trusted for this demo only; TLS certificate pinned by the client)").ConfigureAwait(false);
                     await _out.WriteLineAsync($"2. key {KeyId} created (32 random bytes, SHA-256 {Digest(modelKey)}), policy v1: tdx, mrTd = {Short(mrTd)}, debug forbidden, simulated evidence allowed").ConfigureAwait(false);
 
-                    var pinned = certificate.GetCertHash(HashAlgorithmName.SHA256);
-                    using var handler = new HttpClientHandler
-                    {
-                        ServerCertificateCustomValidationCallback = (_, cert, _, _) =>
-                            cert is not null && CryptographicOperations.FixedTimeEquals(cert.GetCertHash(HashAlgorithmName.SHA256), pinned),
-                    };
-                    using var client = new HttpClient(handler) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+                    using var client = broker.CreateClient();
                     var pod = new PodClient(client, pki, profile);
 
                     await GoodPodAsync(pod, modelKey, ct).ConfigureAwait(false);
@@ -226,18 +190,30 @@ internal static class DemoCommand
             }
         }
 
+        private static async Task<(int Status, JsonNode? Body)> AttestAsync(PodClient pod, int step, ECDiffieHellman podKey, SimFault? fault, CancellationToken ct)
+        {
+            try
+            {
+                return await pod.AttestAsync(TeeKind.Tdx, podKey, KeyId, fault, ct).ConfigureAwait(false);
+            }
+            catch (PodException ex)
+            {
+                throw new DemoStepException(step, ex.Message);
+            }
+        }
+
         private async Task GoodPodAsync(PodClient pod, byte[] modelKey, CancellationToken ct)
         {
             const int Step = 3;
             using var podKey = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
-            var (status, body) = await pod.AttestAsync(Step, podKey, null, ct).ConfigureAwait(false);
+            var (status, body) = await AttestAsync(pod, Step, podKey, null, ct).ConfigureAwait(false);
             if (status != 200)
             {
                 throw new DemoStepException(Step, $"pod A was not granted: HTTP {status}, {ProblemSummary(body)}");
             }
 
-            var jwe = (body?["keys"] as JsonArray)?.FirstOrDefault(k => k?["key_id"]?.GetValueKind() == JsonValueKind.String && (string?)k["key_id"] == KeyId)?["jwe"];
-            if (jwe is null || jwe.GetValueKind() != JsonValueKind.String)
+            var jwe = PodClient.JweFor(body, KeyId);
+            if (jwe is null)
             {
                 throw new DemoStepException(Step, $"the grant carries no JWE for {KeyId}");
             }
@@ -245,7 +221,7 @@ internal static class DemoCommand
             byte[] released;
             try
             {
-                released = JweDecryptor.Decrypt((string)jwe!, podKey);
+                released = JweDecryptor.Decrypt(jwe, podKey);
             }
             catch (ProtocolException ex)
             {
@@ -270,7 +246,7 @@ internal static class DemoCommand
         private async Task DeniedPodAsync(PodClient pod, int step, string label, SimFault fault, string expectedCode, string why, CancellationToken ct)
         {
             using var podKey = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
-            var (status, body) = await pod.AttestAsync(step, podKey, fault, ct).ConfigureAwait(false);
+            var (status, body) = await AttestAsync(pod, step, podKey, fault, ct).ConfigureAwait(false);
             if (status == 200)
             {
                 throw new DemoStepException(step, $"{label} was granted the key");
@@ -283,7 +259,7 @@ internal static class DemoCommand
 
             var entry = (body?["keys"] as JsonArray)?.FirstOrDefault(k => k?["key_id"]?.GetValueKind() == JsonValueKind.String && (string?)k["key_id"] == KeyId);
             var failures = (entry?["failures"] as JsonArray)?
-                .Select(f => (Code: Text(f?["code"]), Rule: Text(f?["rule"])))
+                .Select(f => (Code: SimulatedHardware.Text(f?["code"]), Rule: SimulatedHardware.Text(f?["rule"])))
                 .ToList() ?? [];
             if (status != 403 || failures.Count == 0 || failures.Any(f => f.Code != expectedCode))
             {
@@ -294,114 +270,10 @@ internal static class DemoCommand
             await _out.WriteLineAsync($"{step}. {label}: denied: {reasons}: {why}").ConfigureAwait(false);
         }
 
-        private static async Task<string> CleanMrTdAsync(SimPki pki, SimProfile profile, string pkiDir, string collateralDir, DateTimeOffset now, CancellationToken ct)
-        {
-            var trust = SimulatorTrust.AddFromPkiDirectory(TrustStore.Production, pkiDir);
-            var verifier = new TdxVerifier(TdxCollateralSource.FromPaths([collateralDir]));
-            var result = await verifier.VerifyAsync(SimEvidence.Create(pki, profile, TeeKind.Tdx, new EvidenceOptions()), new VerificationContext(now, trust), ct).ConfigureAwait(false);
-            if (!result.IsAccepted || result.Claims.ToJson()["mr_td"] is not JsonValue mr || mr.GetValueKind() != JsonValueKind.String)
-            {
-                throw new DemoStepException(2, $"clean simulated TDX evidence does not verify: {string.Join(", ", result.Reasons.Select(r => r.Code))}");
-            }
-
-            return (string)mr!;
-        }
-
-        private static string Text(JsonNode? node) => node is JsonValue v && v.GetValueKind() == JsonValueKind.String ? (string)v! : "?";
-
-        private static string ProblemSummary(JsonNode? body) => body is null ? "no body" : $"code {Text(body["code"])}";
-    }
-
-    /// <summary>What a pod does: ask for a challenge, make evidence bound to the nonce and its public key, attest.</summary>
-    private sealed class PodClient
-    {
-        private readonly HttpClient _client;
-        private readonly SimPki _pki;
-        private readonly SimProfile _profile;
-
-        public PodClient(HttpClient client, SimPki pki, SimProfile profile)
-        {
-            _client = client;
-            _pki = pki;
-            _profile = profile;
-        }
-
-        public async Task<(int Status, JsonNode? Body)> AttestAsync(int step, ECDiffieHellman podKey, SimFault? fault, CancellationToken ct)
-        {
-            var jwk = Jwk.FromPublicKey(podKey);
-            var (status, challenge) = await PostAsync(step, "/v1/challenge", new JsonObject { ["tee"] = TeeKind.Tdx.ToWireName() }, ct).ConfigureAwait(false);
-            if (status != 200 || challenge?["nonce"] is not JsonValue nonceText || challenge["challenge"] is not JsonValue challengeText
-                || nonceText.GetValueKind() != JsonValueKind.String || challengeText.GetValueKind() != JsonValueKind.String)
-            {
-                throw new DemoStepException(step, $"challenge failed: HTTP {status}");
-            }
-
-            byte[] nonce;
-            try
-            {
-                nonce = Base64UrlDecode((string)nonceText!);
-            }
-            catch (FormatException)
-            {
-                throw new DemoStepException(step, "the challenge's nonce is not base64url");
-            }
-
-            var options = new EvidenceOptions { ReportData = ReportDataBinding.Compute(nonce, jwk) };
-            if (fault is { } f)
-            {
-                options.Faults.Add(f);
-            }
-
-            var evidence = SimEvidence.Create(_pki, _profile, TeeKind.Tdx, options);
-            var request = new JsonObject
-            {
-                ["challenge"] = (string)challengeText!,
-                ["evidence"] = Base64UrlEncode(evidence),
-                ["public_key"] = JsonNode.Parse(jwk.ToJson()),
-                ["key_ids"] = new JsonArray(KeyId),
-            };
-            return await PostAsync(step, "/v1/attest", request, ct).ConfigureAwait(false);
-        }
-
-        private async Task<(int Status, JsonNode? Body)> PostAsync(int step, string path, JsonObject body, CancellationToken ct)
-        {
-            using var content = new StringContent(body.ToJsonString(), Encoding.UTF8);
-            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
-            try
-            {
-                using var response = await _client.PostAsync(new Uri(path, UriKind.Relative), content, ct).ConfigureAwait(false);
-                var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
-                JsonNode? parsed = null;
-                if (text.Length > 0)
-                {
-                    try
-                    {
-                        parsed = JsonNode.Parse(text);
-                    }
-                    catch (JsonException)
-                    {
-                        throw new DemoStepException(step, $"{path} answered HTTP {(int)response.StatusCode} with a body that is not JSON");
-                    }
-                }
-
-                return ((int)response.StatusCode, parsed);
-            }
-            catch (HttpRequestException ex)
-            {
-                throw new DemoStepException(step, $"{path}: {ex.Message}");
-            }
-        }
+        private static string ProblemSummary(JsonNode? body) => body is null ? "no body" : $"code {SimulatedHardware.Text(body["code"])}";
     }
 
     private static string Digest(byte[] key) => Convert.ToHexStringLower(SHA256.HashData(key))[..16] + "…";
 
     private static string Short(string hex) => hex.Length > 16 ? hex[..16] + "…" : hex;
-
-    private static string Base64UrlEncode(byte[] data) => Convert.ToBase64String(data).TrimEnd('=').Replace('+', '-').Replace('/', '_');
-
-    private static byte[] Base64UrlDecode(string text)
-    {
-        var s = text.Replace('-', '+').Replace('_', '/');
-        return Convert.FromBase64String(s + new string('=', (4 - (s.Length % 4)) % 4));
-    }
 }
