@@ -200,6 +200,8 @@ public sealed class KeyReleasePolicyWatcher
             watchCts.Cancel();
         }
 
+        var started = _time.GetUtcNow();
+        var handled = 0;
         try
         {
             var events = _client.CustomObjects.WatchListCustomObjectForAllNamespacesAsync(
@@ -210,6 +212,7 @@ public sealed class KeyReleasePolicyWatcher
             {
                 var element = obj is JsonElement e ? e : JsonSerializer.SerializeToElement(obj);
                 await HandleEventAsync(type, element, cancellationToken).ConfigureAwait(false);
+                handled++;
                 if (watchError is not null)
                 {
                     break;
@@ -233,6 +236,12 @@ public sealed class KeyReleasePolicyWatcher
         if (watchError is not null)
         {
             throw new WatchFailedException(watchError);
+        }
+
+        if (handled == 0 && _time.GetUtcNow() - started < TimeSpan.FromSeconds(1))
+        {
+            // A watch that ends at once with nothing in it (a proxy cutting streams, say) must not become a busy loop.
+            throw new InvalidDataException("the watch ended at once without an event");
         }
     }
 

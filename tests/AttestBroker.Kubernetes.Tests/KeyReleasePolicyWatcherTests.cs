@@ -190,6 +190,36 @@ public sealed class KeyReleasePolicyWatcherTests
     }
 
     [Test]
+    public async Task Deleting_the_policy_that_holds_a_key_lets_the_refused_one_take_it()
+    {
+        var first = FakeKubernetesApi.Policy("ml-prod", "a", 1, Spec("ml-prod/m"));
+        var second = FakeKubernetesApi.Policy("ml-prod", "b", 1, Spec("ml-prod/m"));
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", first, second));
+        await _api.WatchScripts.Writer.WriteAsync([FakeKubernetesApi.Event("DELETED", first)]);
+        Start();
+
+        await Eventually.TrueAsync(() => _sink.Applied.Count == 2, "the second policy applied");
+        Assert.Multiple(() =>
+        {
+            Assert.That(_sink.Applied.Select(a => a.Author), Is.EqualTo(new[] { "k8s:ml-prod/a", "k8s:ml-prod/b" }));
+            Assert.That(_sink.Removed.Select(r => r.KeyId), Is.EqualTo(new[] { "ml-prod/m" }));
+            Assert.That((string?)Condition(_api.StatusPatches.Last(p => p.Name == "b").Body)["status"], Is.EqualTo("True"));
+        });
+    }
+
+    [Test]
+    public async Task Changing_a_policys_keyId_removes_the_policy_of_the_old_key()
+    {
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod/old"))));
+        await _api.WatchScripts.Writer.WriteAsync([FakeKubernetesApi.Event("MODIFIED", FakeKubernetesApi.Policy("ml-prod", "p", 2, Spec("ml-prod/new"), "101"))]);
+        Start();
+
+        await Eventually.TrueAsync(() => _sink.Removed.Count == 1, "the old key removed");
+        Assert.That(_sink.Applied.Select(a => a.KeyId), Is.EqualTo(new[] { "ml-prod/old", "ml-prod/new" }));
+        Assert.That(_sink.Removed.Single().KeyId, Is.EqualTo("ml-prod/old"));
+    }
+
+    [Test]
     public async Task After_a_bookmark_the_next_watch_resumes_from_the_bookmarks_resourceVersion_without_listing_again()
     {
         _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100"));
