@@ -102,7 +102,7 @@ internal static class NodeCommand
 }
 
 /// <summary>How progress is shown.</summary>
-internal enum ProgressMode
+public enum ProgressMode
 {
     None,
     Bar,
@@ -115,7 +115,7 @@ internal enum ProgressMode
 /// (<c>bytes, total, bytes_per_second, eta_seconds, file</c>), and a last line when done. Reads the counters only; the
 /// decrypting threads never wait for it.
 /// </summary>
-internal sealed class ProgressDisplay : IAsyncDisposable
+public sealed class ProgressDisplay : IAsyncDisposable
 {
     private readonly ProgressMode _mode;
     private readonly TextWriter _writer;
