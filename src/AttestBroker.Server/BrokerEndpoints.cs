@@ -52,17 +52,16 @@ public static class BrokerEndpoints
         return ToResult(outcome);
     }
 
-    private static async Task<Results<Ok<JsonObject>, ProblemHttpResult>> ReadyAsync(IBrokerStorage storage, CancellationToken ct)
+    private static async Task<IResult> ReadyAsync(ReadinessProbe probe, CancellationToken ct)
     {
-        try
+        var (ready, checks) = await probe.CheckAsync(ct);
+        if (ready)
         {
-            await storage.SchemaVersionAsync(ct);
-            return TypedResults.Ok(new JsonObject { ["status"] = "ready" });
+            return TypedResults.Ok(new JsonObject { ["status"] = "ready", ["checks"] = checks });
         }
-        catch (StorageException)
-        {
-            return TypedResults.Problem(statusCode: 503, title: "Not ready", detail: "storage unavailable", type: ProblemCodes.TypePrefix + ProblemCodes.BackendUnavailable);
-        }
+
+        var failing = string.Join("; ", checks.Where(c => c.Value is JsonValue v && v.TryGetValue<string>(out var s) && s != "ok" && !s.StartsWith("fresh", StringComparison.Ordinal)).Select(c => $"{c.Key}: {c.Value}"));
+        return new BrokerProblem(StatusCodes.Status503ServiceUnavailable, ProblemCodes.BackendUnavailable, "Not ready", failing, new JsonObject { ["checks"] = checks }).ToResult();
     }
 
     private static async Task<IResult> ChallengeAsync(HttpContext context, BrokerService broker, BrokerOptions options)

@@ -132,6 +132,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             services.AddSingleton(options);
             services.AddSingleton(sp => new BrokerService(data.Storage, sp.GetRequiredService<IKeyBackend>(), nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>()));
             services.AddHostedService<ReplayPurgeService>();
+            services.AddSingleton(sp => new ReadinessProbe(data.Storage, sp.GetRequiredService<IKeyBackend>(), options, time));
             admin.Register(services);
             services.AddProblemDetails();
             services.AddOpenApi();

@@ -130,6 +130,8 @@ public sealed partial class BrokerService
         }
 
         baseDetails["tee"] = challenge!.Tee.ToWireName();
+        // The nonce is public (the pod received it); recording it lets an auditor check no nonce released twice across replicas.
+        baseDetails["nonce_id"] = challenge.NonceId;
         if (!await _storage.Replay.TryConsumeAsync(challenge.NonceId, challenge.ExpiresAt, cancellationToken))
         {
             var p = new BrokerProblem(StatusCodes.Status409Conflict, ProblemCodes.NonceUsed, "Nonce already used", "each challenge can be used once; ask for a new one");

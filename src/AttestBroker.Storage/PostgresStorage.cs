@@ -71,6 +71,18 @@ public sealed partial class PostgresStorage : SqlStorage
         }
     }
 
+    /// <summary>
+    /// A lost connection (the server restarted or went away) means every idle pooled connection is dead too: drop
+    /// them all, so the requests that follow open fresh connections instead of each failing once on a stale one.
+    /// </summary>
+    internal override void OnFailure(DbException exception)
+    {
+        if (exception is not PostgresException pe || pe.SqlState.StartsWith("08", StringComparison.Ordinal) || pe.SqlState.StartsWith("57P", StringComparison.Ordinal))
+        {
+            _dataSource.Clear();
+        }
+    }
+
     internal override bool IsUniqueViolation(DbException exception) =>
         exception is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation };
 

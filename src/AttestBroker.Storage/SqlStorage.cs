@@ -847,8 +847,14 @@ public abstract class SqlStorage : IBrokerStorage, IReplayStore, IAuditLog, IPol
         }
         catch (DbException e)
         {
+            OnFailure(e);
             throw new StorageException(StorageError.Unavailable, $"{Provider} storage operation failed: {e.Message}", e);
         }
+    }
+
+    /// <summary>Called with every failed statement before it becomes a <see cref="StorageException"/> (PostgreSQL drops pooled connections after a lost server).</summary>
+    internal virtual void OnFailure(DbException exception)
+    {
     }
 
     private static void RequireId(string value, string name)
