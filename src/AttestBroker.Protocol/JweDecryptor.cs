@@ -54,10 +54,11 @@ public static class JweDecryptor
         try
         {
             using (var epk = h.Epk.CreateECDiffieHellman())
+            using (var epkPublic = epk.PublicKey)
             {
                 try
                 {
-                    z = privateKey.DeriveRawSecretAgreement(epk.PublicKey);
+                    z = privateKey.DeriveRawSecretAgreement(epkPublic);
                 }
                 catch (CryptographicException)
                 {

@@ -84,7 +84,10 @@ public static class JweEncryptor
     {
         using var ephemeral = ECDiffieHellman.Create(recipient.CurveInfo!.Curve);
         using var recipientKey = recipient.CreateECDiffieHellman();
-        var z = ephemeral.DeriveRawSecretAgreement(recipientKey.PublicKey);
+        // PublicKey makes a new key object each time: disposed here, not left to the finalizer thread (which under
+        // load spent more CPU freeing these OpenSSL keys than the key agreement itself).
+        using var recipientPublic = recipientKey.PublicKey;
+        var z = ephemeral.DeriveRawSecretAgreement(recipientPublic);
         byte[]? kek = null;
         try
         {
