@@ -122,6 +122,10 @@ public sealed class BrokerClient : IDisposable
         {
             throw new ArgumentException($"{pemFile}: not a PEM certificate file ({ex.Message})", nameof(pemFile), ex);
         }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new ArgumentException($"{pemFile}: {ex.Message}", nameof(pemFile), ex);
+        }
 
         if (collection.Count == 0)
         {
@@ -235,6 +239,11 @@ public sealed class BrokerClient : IDisposable
         try
         {
             response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.SecureConnectionError)
+        {
+            // Not retried: an untrusted or mismatched certificate does not fix itself.
+            throw new BrokerResponseException($"POST /{path}: TLS with the broker failed ({Describe(ex)}); if the broker uses a private CA or a development certificate, pass it with --ca-cert", ex);
         }
         catch (HttpRequestException ex)
         {

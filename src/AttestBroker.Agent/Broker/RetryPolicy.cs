@@ -27,7 +27,7 @@ public sealed class RetryPolicy
         _jitter = jitter ?? (() => RandomNumberGenerator.GetInt32(0, 1 << 24) / (double)(1 << 24));
     }
 
-    /// <summary>Called before each wait with (retry number from 1, delay, reason), e.g. to print a line.</summary>
+    /// <summary>Called when each wait has started, with (retry number from 1, delay, reason), e.g. to print a line.</summary>
     public Action<int, TimeSpan, string>? OnRetry { get; init; }
 
     /// <summary>The delay before retry <paramref name="retry"/> (1-based) when the broker gave no Retry-After.</summary>
@@ -71,8 +71,9 @@ public sealed class RetryPolicy
                 }
 
                 var delay = DelayFor(attempt, ex);
+                var wait = Task.Delay(delay, _time, cancellationToken);
                 OnRetry?.Invoke(attempt, delay, ex.Message);
-                await Task.Delay(delay, _time, cancellationToken).ConfigureAwait(false);
+                await wait.ConfigureAwait(false);
             }
         }
     }

@@ -116,7 +116,7 @@ public sealed class ConfigfsTsmProvider : IEvidenceProvider
 
                 if (aux is not null)
                 {
-                    _ = SnpCertificateTable.Parse(aux);
+                    CertificateTableCheck.Validate(aux, Name);
                 }
 
                 _tee = tee;

@@ -184,7 +184,7 @@ public sealed class SevGuestIoctlProvider : IEvidenceProvider
                     byte[]? certs = table.IndexOfAnyExcept((byte)0) < 0 ? null : table.ToArray();
                     if (certs is not null)
                     {
-                        _ = SnpCertificateTable.Parse(certs);
+                        CertificateTableCheck.Validate(certs, Name);
                     }
 
                     return new GuestEvidence(TeeKind.SevSnp, report, certs, Name);

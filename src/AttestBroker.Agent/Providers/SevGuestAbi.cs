@@ -127,53 +127,18 @@ public static class SevGuestAbi
     }
 }
 
-/// <summary>One entry of the GHCB certificate table (configfs auxblob, SNP_GET_EXT_REPORT certificates).</summary>
-public sealed record SnpCertificateEntry(Guid Guid, string Name, byte[] Der);
-
-/// <summary>The GHCB certificate table: 24-byte entries (GUID in RFC 4122 byte order, u32 offset, u32 length) ended by an all-zero entry.</summary>
-public static class SnpCertificateTable
+/// <summary>Checks a host certificate table (auxblob, SNP_GET_EXT_REPORT) with the evidence parser's reader.</summary>
+internal static class CertificateTableCheck
 {
-    public static readonly Guid Vcek = new("63da758d-e664-4564-adc5-f4b93be8accd");
-    public static readonly Guid Vlek = new("a8074bc2-a25a-483e-aae6-39c045a0b8a1");
-    public static readonly Guid Ask = new("4ab7b379-bbac-4fe4-a02f-05aef327c782");
-    public static readonly Guid Ark = new("c0b406a4-a803-4952-9743-3fb6014cd0ae");
-
-    private const int EntrySize = 24;
-
-    /// <summary>The entries, each checked to lie inside the buffer. An empty buffer or one starting with the terminator is an empty table.</summary>
-    public static IReadOnlyList<SnpCertificateEntry> Parse(ReadOnlySpan<byte> table)
+    public static void Validate(byte[] table, string provider)
     {
-        var entries = new List<SnpCertificateEntry>();
-        for (var at = 0; ; at += EntrySize)
+        try
         {
-            if (table.Length - at < EntrySize)
-            {
-                if (table.Length == 0 || table[at..].IndexOfAnyExcept((byte)0) < 0)
-                {
-                    return entries; // an empty or zero-filled tail ends the table
-                }
-
-                throw new EvidenceProviderException(EvidenceProviderError.InvalidResponse, $"certificate table: entry at offset {at} is cut short (no all-zero terminator)");
-            }
-
-            var entry = table.Slice(at, EntrySize);
-            if (entry.IndexOfAnyExcept((byte)0) < 0)
-            {
-                return entries;
-            }
-
-            var guid = new Guid(entry[..16], bigEndian: true);
-            var offset = BinaryPrimitives.ReadUInt32LittleEndian(entry[16..]);
-            var length = BinaryPrimitives.ReadUInt32LittleEndian(entry[20..]);
-            if ((ulong)offset + length > (ulong)table.Length || length == 0)
-            {
-                throw new EvidenceProviderException(EvidenceProviderError.InvalidResponse, $"certificate table: entry {guid} (offset {offset}, length {length}) lies outside the {table.Length}-byte buffer");
-            }
-
-            entries.Add(new SnpCertificateEntry(guid, NameOf(guid), table.Slice((int)offset, (int)length).ToArray()));
+            _ = AttestBroker.Evidence.Snp.SnpCertificateTable.Parse(table);
+        }
+        catch (AttestBroker.Evidence.EvidenceFormatException ex)
+        {
+            throw new EvidenceProviderException(EvidenceProviderError.InvalidResponse, $"{provider}: the host's certificate table is malformed: {ex.Message}", ex);
         }
     }
-
-    public static string NameOf(Guid guid) =>
-        guid == Vcek ? "VCEK" : guid == Vlek ? "VLEK" : guid == Ask ? "ASK" : guid == Ark ? "ARK" : guid.ToString();
 }
