@@ -319,8 +319,8 @@ internal static class BenchCommand
             }
 
             var evidenceMs = sw.Elapsed.TotalMilliseconds / premade.Count;
-            var before = await VerificationRateAsync(premade, ct).ConfigureAwait(false);
-            await _out.WriteLineAsync($"verification only ({_verifier.GetType().Name}, {premade.Count} pieces of pre-made evidence, {cores} workers in-process, {_settings.VerifySeconds:0.#} s): {before:N0}/s").ConfigureAwait(false);
+            var (before, verifyCpuMs) = await VerificationRateAsync(premade, ct).ConfigureAwait(false);
+            await _out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"verification only ({_verifier.GetType().Name}, {premade.Count} pieces of pre-made evidence, {cores} workers in-process, {_settings.VerifySeconds:0.#} s): {before:N0}/s, {verifyCpuMs:F3} ms CPU each")).ConfigureAwait(false);
             await _out.WriteLineAsync($"simulated evidence generation (client side, one core): {evidenceMs:F2} ms per pod").ConfigureAwait(false);
 
             // Warm-up (JIT, connections, caches); not counted.
@@ -336,16 +336,18 @@ internal static class BenchCommand
                 rows.Add((level, await RunLevelAsync(level, _settings.Pods, ct).ConfigureAwait(false)));
             }
 
-            var after = await VerificationRateAsync(premade, ct).ConfigureAwait(false);
+            var (after, _) = await VerificationRateAsync(premade, ct).ConfigureAwait(false);
             var verifyRate = Math.Max(before, after);
             await _out.WriteLineAsync($"verification only, again after the levels: {after:N0}/s; the ratios below use the higher, {verifyRate:N0}/s").ConfigureAwait(false);
             await _out.WriteLineAsync().ConfigureAwait(false);
-            await _out.WriteLineAsync("| pods in flight | releases/s | p50 ms | p90 ms | p99 ms | errors | evidence ms/pod (client) | end-to-end / verification-only |").ConfigureAwait(false);
-            await _out.WriteLineAsync("|---|---|---|---|---|---|---|---|").ConfigureAwait(false);
+            await _out.WriteLineAsync("| pods in flight | releases/s | p50 ms | p90 ms | p99 ms | errors | evidence ms/pod (client) | CPU ms/release (broker + pod) | end-to-end / verification-only |").ConfigureAwait(false);
+            await _out.WriteLineAsync("|---|---|---|---|---|---|---|---|---|").ConfigureAwait(false);
             foreach (var (c, r) in rows)
             {
-                await _out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"| {c} | {r.Rate:N0} | {r.P(0.50):F1} | {r.P(0.90):F1} | {r.P(0.99):F1} | {r.Errors} | {r.MeanEvidenceMs:F2} | {r.Rate / verifyRate:P0} |")).ConfigureAwait(false);
+                await _out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"| {c} | {r.Rate:N0} | {r.P(0.50):F1} | {r.P(0.90):F1} | {r.P(0.99):F1} | {r.Errors} | {r.MeanEvidenceMs:F2} | {r.CpuMsPerPod:F2} | {r.Rate / verifyRate:P0} |")).ConfigureAwait(false);
             }
+
+            await _out.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"CPU per release (broker and simulated pod together, this process only) / CPU per verification: {rows.Min(r => r.Result.CpuMsPerPod) / verifyCpuMs:F1} x at best; a machine shared with other work moves the rates, far less these CPU figures")).ConfigureAwait(false);
 
             await _out.WriteLineAsync().ConfigureAwait(false);
             foreach (var (message, count) in rows.SelectMany(r => r.Result.Results).Where(r => r.Error is not null).GroupBy(r => r.Error!).Select(g => (g.Key, g.Count())).OrderByDescending(g => g.Item2).Take(5))
@@ -369,7 +371,7 @@ internal static class BenchCommand
         }
 
         /// <summary>Verifications per second of pre-made evidence on every core, with the broker's context (time now, same trust, same CRL setting).</summary>
-        private async Task<double> VerificationRateAsync(IReadOnlyList<byte[]> evidence, CancellationToken ct)
+        private async Task<(double Rate, double CpuMs)> VerificationRateAsync(IReadOnlyList<byte[]> evidence, CancellationToken ct)
         {
             var context = new VerificationContext(TimeProvider.System.GetUtcNow(), _trust) { SkipCrl = _skipCrl };
             for (var i = 0; i < Math.Min(evidence.Count, 32); i++)
@@ -383,6 +385,7 @@ internal static class BenchCommand
 
             var deadline = Stopwatch.GetTimestamp() + (long)(_settings.VerifySeconds * Stopwatch.Frequency);
             long total = 0;
+            var cpu = ProcessCpu();
             var sw = Stopwatch.StartNew();
             var workers = Enumerable.Range(0, Environment.ProcessorCount).Select(w => Task.Run(
                 async () =>
@@ -405,13 +408,21 @@ internal static class BenchCommand
                 },
                 ct)).ToList();
             await Task.WhenAll(workers).ConfigureAwait(false);
-            return total / sw.Elapsed.TotalSeconds;
+            return (total / sw.Elapsed.TotalSeconds, (ProcessCpu() - cpu).TotalMilliseconds / Math.Max(1, total));
+        }
+
+        /// <summary>CPU time of this process (broker and pods; other processes on the machine do not count).</summary>
+        private static TimeSpan ProcessCpu()
+        {
+            using var self = Process.GetCurrentProcess();
+            return self.TotalProcessorTime;
         }
 
         private async Task<LevelResult> RunLevelAsync(int concurrency, int pods, CancellationToken ct)
         {
             var results = new PodResult[pods];
             var next = -1;
+            var cpu = ProcessCpu();
             var sw = Stopwatch.StartNew();
             var workers = Enumerable.Range(0, Math.Min(concurrency, pods)).Select(_ => Task.Run(
                 async () =>
@@ -424,7 +435,7 @@ internal static class BenchCommand
                 },
                 ct)).ToList();
             await Task.WhenAll(workers).ConfigureAwait(false);
-            return new LevelResult(results, sw.Elapsed.TotalSeconds);
+            return new LevelResult(results, sw.Elapsed.TotalSeconds, ProcessCpu() - cpu);
         }
 
         /// <summary>One pod: fresh key, challenge, evidence, attest, unwrap, compare. Latency is the two round trips as the pod sees them.</summary>
@@ -486,12 +497,13 @@ internal static class BenchCommand
     {
         private readonly double[] _sorted;
 
-        public LevelResult(PodResult[] results, double seconds)
+        public LevelResult(PodResult[] results, double seconds, TimeSpan cpu)
         {
             Results = results;
             var ok = results.Where(r => r.Error is null).ToList();
             Errors = results.Length - ok.Count;
             Rate = ok.Count / seconds;
+            CpuMsPerPod = cpu.TotalMilliseconds / Math.Max(1, results.Length);
             _sorted = ok.Select(r => r.LatencyMs).Order().ToArray();
             MeanEvidenceMs = ok.Count == 0 ? double.NaN : ok.Average(r => r.EvidenceMs);
         }
@@ -503,6 +515,9 @@ internal static class BenchCommand
         public double Rate { get; }
 
         public double MeanEvidenceMs { get; }
+
+        /// <summary>CPU time of this process per pod: the broker's and the simulated pod's work together.</summary>
+        public double CpuMsPerPod { get; }
 
         /// <summary>Nearest-rank percentile of the successful pods' latency (NaN when none succeeded).</summary>
         public double P(double q) => _sorted.Length == 0 ? double.NaN : _sorted[Math.Clamp((int)Math.Ceiling(q * _sorted.Length) - 1, 0, _sorted.Length - 1)];
