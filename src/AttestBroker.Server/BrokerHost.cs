@@ -89,7 +89,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             disposables.Add(nonces);
             var signer = data.LoadTokenSigner();
             disposables.Add(signer);
-            var verifiers = BuildVerifiers(options, disposables);
+            var verifiers = BuildVerifiers(options, disposables, time);
             var admin = Admin.AdminSetup.Create(options.Admin, data.Directory, time);
             disposables.Add(admin);
             await data.LoadPolicyDirectoryAsync(time.GetUtcNow(), cancellationToken);
@@ -233,7 +233,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         await problem.ToResult().ExecuteAsync(context);
     }
 
-    private static VerifierSet BuildVerifiers(BrokerOptions options, List<IDisposable> disposables)
+    private static VerifierSet BuildVerifiers(BrokerOptions options, List<IDisposable> disposables, TimeProvider time)
     {
         var trust = TrustStore.Production;
         if (options.TrustSimulatorPkiDirectory is { } sim)
@@ -266,7 +266,23 @@ public sealed partial class BrokerHost : IAsyncDisposable
             var fetch = new CollateralFetchOptions { CacheDirectory = Path.Combine(Path.GetFullPath(options.DataDirectory), "collateral-cache") };
             var http = new HttpClient();
             disposables.Add(http);
-            var cache = new CollateralHttpCache(http, fetch);
+            if (options.IntelPcsUrl is { } pcs)
+            {
+                fetch.IntelPcsBaseUrl = new Uri(pcs);
+                fetch.IntelCertificatesBaseUrl = new Uri(options.IntelCertificatesUrl ?? pcs);
+            }
+            else if (options.IntelCertificatesUrl is { } certificates)
+            {
+                fetch.IntelCertificatesBaseUrl = new Uri(certificates);
+            }
+
+            if (options.AmdKdsUrl is { } kds)
+            {
+                fetch.AmdKdsBaseUrl = new Uri(kds);
+            }
+
+            // The broker's clock decides freshness of cached collateral, as it decides the verification time.
+            var cache = new CollateralHttpCache(http, fetch, time);
             tdx = new TdxVerifier(new TdxPcsCollateralProvider(cache, fetch.IntelPcsBaseUrl, fetch.IntelCertificatesBaseUrl, tdxFiles));
             snp = new SnpVerifier(new SnpKdsCertificateProvider(cache, fetch.AmdKdsBaseUrl, snpFiles));
         }

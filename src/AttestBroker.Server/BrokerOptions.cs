@@ -43,6 +43,15 @@ public sealed class BrokerOptions
     /// <summary>Fetch missing collateral from Intel PCS / AMD KDS (through the on-disk HTTP cache).</summary>
     public bool FetchCollateral { get; set; }
 
+    /// <summary>Intel PCS base URL for FetchCollateral (default Intel's; a PCCS or attest-sim serve for tests and air-gapped sites).</summary>
+    public string? IntelPcsUrl { get; set; }
+
+    /// <summary>Base URL of Intel's certificate site (Root CA CRL) for FetchCollateral; defaults to IntelPcsUrl when that is set.</summary>
+    public string? IntelCertificatesUrl { get; set; }
+
+    /// <summary>AMD KDS base URL for FetchCollateral (default AMD's).</summary>
+    public string? AmdKdsUrl { get; set; }
+
     /// <summary>Skip CRL checks (policies then deny unless they set allowUncheckedCrl).</summary>
     public bool SkipCrl { get; set; }
 
@@ -162,6 +171,14 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
         if (options.TokenLifetimeSeconds is < 1 or > 3600)
         {
             errors.Add("Broker:TokenLifetimeSeconds must be 1 .. 3600");
+        }
+
+        foreach (var (setting, url) in new[] { ("IntelPcsUrl", options.IntelPcsUrl), ("IntelCertificatesUrl", options.IntelCertificatesUrl), ("AmdKdsUrl", options.AmdKdsUrl) })
+        {
+            if (url is not null && (!Uri.TryCreate(url, UriKind.Absolute, out var u) || u.Scheme is not ("https" or "http")))
+            {
+                errors.Add($"Broker:{setting} must be an absolute http(s) URL");
+            }
         }
 
         if (options.Storage is { } storage)

@@ -151,7 +151,9 @@ public sealed partial class BrokerService
 
         if (result.HasReason(ReasonCodes.CollateralUnavailable))
         {
-            var p = new BrokerProblem(StatusCodes.Status503ServiceUnavailable, ProblemCodes.CollateralUnavailable, "Collateral unavailable", "verification collateral could not be obtained; retry later");
+            var why = result.Reasons.FirstOrDefault(r => r.Code == ReasonCodes.CollateralUnavailable)?.Message;
+            var p = new BrokerProblem(StatusCodes.Status503ServiceUnavailable, ProblemCodes.CollateralUnavailable, "Collateral unavailable", "verification collateral could not be obtained; retry later",
+                why is null ? null : new JsonObject { ["reason"] = why });
             await AuditDenialAsync(now, client, p.Code, evidenceDigest, claimsDigest, parsed.KeyIds, baseDetails, cancellationToken);
             return p;
         }

@@ -71,7 +71,7 @@ internal sealed class ReplicaCluster : IAsyncDisposable
     }
 
     /// <summary>Makes shared secrets, seeds keys and policies in a fresh schema, and starts <paramref name="count"/> replicas.</summary>
-    public static async Task<ReplicaCluster> StartAsync(BrokerTestEnvironment env, string connectionString, int count = 3, Action<int, WebApplicationBuilder>? configure = null)
+    public static async Task<ReplicaCluster> StartAsync(BrokerTestEnvironment env, string connectionString, int count = 3, Action<int, WebApplicationBuilder>? configure = null, IDictionary<string, string?>? extra = null)
     {
         var time = new ManualTime(BrokerTestEnvironment.Issued.AddHours(1));
         var root = Path.Combine(env.Root, "cluster-" + Guid.NewGuid().ToString("N")[..8]);
@@ -118,6 +118,18 @@ internal sealed class ReplicaCluster : IAsyncDisposable
             // A request failing on a stopped database is answered with a 503 problem; its stack trace is not wanted in the test log.
             ["Logging:LogLevel:Microsoft.AspNetCore.Diagnostics"] = "None",
         };
+
+        foreach (var (k, v) in extra ?? new Dictionary<string, string?>())
+        {
+            if (v is null)
+            {
+                settings.Remove(k);
+            }
+            else
+            {
+                settings[k] = v;
+            }
+        }
 
         var db = await BrokerData.OpenAsync(Options(settings, Path.Combine(root, "admin")), time);
         try
