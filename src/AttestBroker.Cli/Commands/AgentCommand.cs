@@ -81,6 +81,11 @@ internal static class AgentCommand
             }
 
             var dir = Path.GetFullPath(parse.GetValue(outDir)!);
+            if (File.Exists(dir))
+            {
+                throw new CliUsageException($"--out: {dir} is a file, not a directory");
+            }
+
             var files = KeyFileNames(ids, dir);
             try
             {

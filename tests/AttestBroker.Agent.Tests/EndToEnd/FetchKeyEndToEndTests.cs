@@ -165,6 +165,17 @@ public sealed class FetchKeyEndToEndTests
     }
 
     [Test]
+    public async Task Out_path_that_is_a_file_is_refused_before_contacting_the_broker()
+    {
+        Directory.CreateDirectory(_out);
+        var file = Path.Combine(_out, "not-a-dir");
+        await File.WriteAllTextAsync(file, "x");
+        var (exit, _, stderr) = await RunAsync("agent", "fetch-key", "--broker", "https://127.0.0.1:1/", "--out", file, "--key-id", AgentBroker.TdxKey, "--evidence", "sim:" + AgentBroker.SimUrl);
+        Assert.That(exit, Is.EqualTo(2));
+        Assert.That(stderr, Does.Contain("is a file, not a directory"));
+    }
+
+    [Test]
     public async Task Key_ids_that_would_share_a_file_name_are_refused()
     {
         var (exit, _, stderr) = await RunAsync(FetchArgs("--key-id", "a/b", "--key-id", "a:b"));
