@@ -13,6 +13,7 @@ public static class CliApp
         root.Subcommands.Add(ModelCommands.Create());
         root.Subcommands.Add(PolicyCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
+        root.Subcommands.Add(DbCommand.Create());
         root.Subcommands.Add(AdminCommand.Create());
         root.Subcommands.Add(AuditCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());

@@ -25,7 +25,7 @@ public sealed class BrokerStorageOptions
         string.Equals(Provider, Postgres, StringComparison.OrdinalIgnoreCase) || string.Equals(Provider, "postgresql", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The connection string from the setting or the file; throws <see cref="BrokerStartupException"/> naming the setting (never the value).</summary>
-    internal string ResolveConnectionString()
+    public string ResolveConnectionString()
     {
         if (!string.IsNullOrWhiteSpace(ConnectionString))
         {
