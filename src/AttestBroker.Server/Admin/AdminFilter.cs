@@ -31,7 +31,7 @@ public sealed class AdminAuditContext
 /// <c>admin.&lt;operation&gt;</c> with the token's <c>sub</c> as actor. Calls without a valid token have no actor and
 /// are only logged (so anonymous traffic cannot grow the chain).
 /// </summary>
-internal sealed partial class AdminFilter : IEndpointFilter
+public sealed partial class AdminFilter : IEndpointFilter
 {
     public const string Allowed = "allowed";
     public const string Refused = "refused";

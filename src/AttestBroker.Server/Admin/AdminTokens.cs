@@ -525,13 +525,21 @@ internal static class AdminBase64Url
     public static bool TryDecode(string text, out byte[] data)
     {
         data = [];
-        if (text.Contains('=', StringComparison.Ordinal) || text.Length % 4 == 1)
+        if (text.Length % 4 == 1 || !text.All(c => c is (>= 'A' and <= 'Z') or (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_'))
         {
             return false;
         }
 
         var buffer = new byte[System.Buffers.Text.Base64Url.GetMaxDecodedLength(text.Length)];
-        if (!System.Buffers.Text.Base64Url.TryDecodeFromChars(text, buffer, out var written))
+        int written;
+        try
+        {
+            if (!System.Buffers.Text.Base64Url.TryDecodeFromChars(text, buffer, out written))
+            {
+                return false;
+            }
+        }
+        catch (FormatException)
         {
             return false;
         }
