@@ -214,6 +214,36 @@ public sealed class FetchKeyEndToEndTests
     }
 
     [Test]
+    public async Task Broker_client_gets_further_keys_with_the_result_token_and_the_same_key()
+    {
+        using var client = new BrokerClient(new BrokerClientOptions
+        {
+            BaseAddress = new Uri(AgentBroker.BrokerUrl),
+            TrustedCertificates = BrokerClient.LoadTrustedCertificates(AgentBroker.CaFile),
+        });
+        using var provider = new SimulatorProvider(new Uri(AgentBroker.SimUrl), TeeKind.Tdx);
+        using var podKey = System.Security.Cryptography.ECDiffieHellman.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var jwk = Protocol.Jwk.FromPublicKey(podKey);
+
+        var challenge = await client.ChallengeAsync(TeeKind.Tdx, CancellationToken.None);
+        var evidence = await provider.GetEvidenceAsync(Protocol.ReportDataBinding.Compute(challenge.Nonce, jwk), CancellationToken.None);
+        var first = await client.AttestOnceAsync(challenge.Challenge, evidence.Bytes, jwk, [AgentBroker.TdxKey], null, CancellationToken.None);
+        var more = await client.KeysAsync(first.Token!, jwk, [AgentBroker.TdxKey2], CancellationToken.None);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(first.Simulated, Is.True);
+            Assert.That(first.TokenExpiresAt, Is.Not.Null);
+            Assert.That(more.Token, Is.Null, "no new token from /v1/keys");
+            Assert.That(Protocol.JweDecryptor.Decrypt(more.Keys.Single().Jwe, podKey), Is.EqualTo(AgentBroker.KeyBytes(AgentBroker.TdxKey2)));
+        });
+
+        using var otherKey = System.Security.Cryptography.ECDiffieHellman.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256);
+        var refused = Assert.ThrowsAsync<BrokerProblemException>(() => client.KeysAsync(first.Token!, Protocol.Jwk.FromPublicKey(otherKey), [AgentBroker.TdxKey2], CancellationToken.None))!;
+        Assert.That((refused.Status, refused.Code, refused.ProtocolError), Is.EqualTo((401, "token-invalid", "TokenConfirmationMismatch")));
+    }
+
+    [Test]
     public async Task Rsa3072_ephemeral_key_through_the_simulator_provider()
     {
         using var client = new BrokerClient(new BrokerClientOptions
