@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -31,6 +32,7 @@ public sealed partial class BrokerService
     public const string Granted = "granted";
     public const string Denied = "denied";
     private const int MaxEvidenceBytes = 64 * 1024;
+    private const int MaxParsedPolicies = 4096;
 
     /// <summary>Members the broker adds to the token's claims object next to the verification claims.</summary>
     public const string TokenClaimTee = "tee";
@@ -45,6 +47,11 @@ public sealed partial class BrokerService
     private readonly BrokerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<BrokerService> _log;
+
+    // Parsed policies by key id and version (a stored version never changes; the document text is compared too).
+    // Parsing the YAML cost about as much CPU as verifying the evidence. Policies with CEL expressions are not kept:
+    // their compiled programs are not known to be safe to share between concurrent requests.
+    private readonly ConcurrentDictionary<(string KeyId, long Version), (string Document, ReleasePolicy Policy)> _parsedPolicies = new();
 
     public BrokerService(IBrokerStorage storage, IKeyBackend keys, NonceService nonces, TokenSigner signer, VerifierSet verifiers, BrokerOptions options, TimeProvider time, ILogger<BrokerService> log)
     {
@@ -206,14 +213,26 @@ public sealed partial class BrokerService
             }
 
             ReleasePolicy policy;
-            try
+            if (_parsedPolicies.TryGetValue((keyId, stored.Version), out var known) && string.Equals(known.Document, stored.Document, StringComparison.Ordinal))
             {
-                policy = ReleasePolicy.Parse(stored.Document);
+                policy = known.Policy;
             }
-            catch (PolicyFormatException)
+            else
             {
-                decisions.Add((keyId, null, stored.Version, "policy_invalid"));
-                continue;
+                try
+                {
+                    policy = ReleasePolicy.Parse(stored.Document);
+                }
+                catch (PolicyFormatException)
+                {
+                    decisions.Add((keyId, null, stored.Version, "policy_invalid"));
+                    continue;
+                }
+
+                if (policy.Expressions.Count == 0 && _parsedPolicies.Count < MaxParsedPolicies)
+                {
+                    _parsedPolicies[(keyId, stored.Version)] = (stored.Document, policy);
+                }
             }
 
             decisions.Add((keyId, PolicyEvaluator.Evaluate(policy, input), stored.Version, info.State == KeyState.Disabled ? "key_disabled" : null));
