@@ -261,6 +261,7 @@ public sealed partial class VaultTransitClient : IDisposable
             int depth = 0;
             bool inData = false;
             Span<byte> tmp = stackalloc byte[48];
+            Span<char> chars = stackalloc char[6 * 48];
             while (reader.Read())
             {
                 switch (reader.TokenType)
@@ -280,24 +281,19 @@ public sealed partial class VaultTransitClient : IDisposable
                         inData = true;
                         break;
                     case JsonTokenType.PropertyName when inData && depth == 2 && reader.ValueTextEquals("plaintext"):
-                        if (!reader.Read() || reader.TokenType != JsonTokenType.String || reader.ValueIsEscaped || reader.HasValueSequence)
+                        if (!reader.Read() || reader.TokenType != JsonTokenType.String || reader.HasValueSequence || reader.ValueSpan.Length > 6 * 48)
                         {
-                            problem = "a \"plaintext\" that is not a plain base64 string";
-                            return false;
-                        }
-
-                        ReadOnlySpan<byte> b64 = reader.ValueSpan;
-                        if (Base64.GetMaxDecodedFromUtf8Length(b64.Length) > 48)
-                        {
-                            problem = "a plaintext longer than a 32-byte key";
+                            problem = "a \"plaintext\" that is not a base64 string of a 32-byte key";
                             return false;
                         }
 
                         try
                         {
-                            if (Base64.DecodeFromUtf8(b64, tmp, out _, out int written) != OperationStatus.Done)
+                            // JSON encoders may escape '+' and '/' (\u002B); unescape into a stack buffer, never a string.
+                            int charCount = reader.CopyString(chars);
+                            if (!Convert.TryFromBase64Chars(chars[..charCount], tmp, out int written))
                             {
-                                problem = "a \"plaintext\" that is not base64";
+                                problem = "a \"plaintext\" that is not base64 of at most 48 bytes";
                                 return false;
                             }
 
@@ -313,6 +309,7 @@ public sealed partial class VaultTransitClient : IDisposable
                         finally
                         {
                             CryptographicOperations.ZeroMemory(tmp);
+                            CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(chars));
                         }
                 }
             }
