@@ -6,7 +6,7 @@ namespace AttestBroker.Kubernetes;
 /// <summary>
 /// One KeyReleasePolicy custom resource (keyreleasepolicies.attestbroker.io/v1) read from the API server, and the
 /// scoping rules that turn its spec into a policy document: a policy in namespace NS may name only key ids
-/// "NS/..."; <c>requester.namespaces</c> may only be [NS] and is set to [NS] when absent; <c>name</c> defaults to
+/// "NS:..." (':' because a broker key id has no '/'); <c>requester.namespaces</c> may only be [NS] and is set to [NS] when absent; <c>name</c> defaults to
 /// metadata.name and <c>version</c> to metadata.generation.
 /// </summary>
 public sealed class KeyReleasePolicyResource
@@ -84,7 +84,7 @@ public sealed class KeyReleasePolicyResource
         }
 
         var keyId = KeyId ?? throw new PolicyRejectedException("spec.keyId", "required: the model key this policy governs");
-        var prefix = Namespace + "/";
+        var prefix = Namespace + ":";
         if (!keyId.StartsWith(prefix, StringComparison.Ordinal) || keyId.Length == prefix.Length)
         {
             throw new PolicyRejectedException("spec.keyId", $"a KeyReleasePolicy in namespace \"{Namespace}\" may only govern key ids that start with \"{prefix}\"; \"{keyId}\" does not");

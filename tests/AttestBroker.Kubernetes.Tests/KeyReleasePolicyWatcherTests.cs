@@ -73,7 +73,7 @@ public sealed class KeyReleasePolicyWatcherTests
     [Test]
     public async Task A_policy_naming_a_key_of_another_namespace_is_rejected_in_its_status_and_never_reaches_the_broker()
     {
-        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("team-a", "steal", 2, Spec("team-b/model"))));
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("team-a", "steal", 2, Spec("team-b:model"))));
         Start();
 
         await Eventually.TrueAsync(() => !_api.StatusPatches.IsEmpty, "a status patch");
@@ -85,7 +85,7 @@ public sealed class KeyReleasePolicyWatcherTests
             Assert.That((string?)Condition(body)["type"], Is.EqualTo("Accepted"));
             Assert.That((string?)Condition(body)["status"], Is.EqualTo("False"));
             Assert.That((string?)Condition(body)["reason"], Is.EqualTo("Invalid"));
-            Assert.That((string?)Condition(body)["message"], Does.StartWith("spec.keyId:").And.Contains("\"team-a/\""));
+            Assert.That((string?)Condition(body)["message"], Does.StartWith("spec.keyId:").And.Contains("\"team-a:\""));
             Assert.That((long?)body["status"]!["observedGeneration"], Is.EqualTo(2));
             Assert.That(body["status"]!["activeVersion"], Is.Null);
             Assert.That(_sink.Applied, Is.Empty);
@@ -96,7 +96,7 @@ public sealed class KeyReleasePolicyWatcherTests
     public async Task A_policy_that_lets_another_namespace_request_its_key_is_rejected_naming_requester_namespaces()
     {
         var requester = new JsonObject { ["namespaces"] = new JsonArray("ml-prod", "ml-dev") };
-        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "wide", 1, Spec("ml-prod/model", requester))));
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "wide", 1, Spec("ml-prod:model", requester))));
         Start();
 
         await Eventually.TrueAsync(() => !_api.StatusPatches.IsEmpty, "a status patch");
@@ -110,7 +110,7 @@ public sealed class KeyReleasePolicyWatcherTests
     public async Task A_valid_policy_reaches_the_sink_scoped_to_its_namespace_and_its_status_shows_the_active_version()
     {
         _sink.NextVersion = 7;
-        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "llama", 3, Spec("ml-prod/llama-70b", new JsonObject { ["serviceAccounts"] = new JsonArray("runner") }))));
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "llama", 3, Spec("ml-prod:llama-70b", new JsonObject { ["serviceAccounts"] = new JsonArray("runner") }))));
         Start();
 
         await Eventually.TrueAsync(() => !_api.StatusPatches.IsEmpty, "a status patch");
@@ -119,7 +119,7 @@ public sealed class KeyReleasePolicyWatcherTests
         var status = _api.StatusPatches.First().Body["status"]!;
         Assert.Multiple(() =>
         {
-            Assert.That(keyId, Is.EqualTo("ml-prod/llama-70b"));
+            Assert.That(keyId, Is.EqualTo("ml-prod:llama-70b"));
             Assert.That(author, Is.EqualTo("k8s:ml-prod/llama"));
             Assert.That(doc.ContainsKey("keyId"), Is.False);
             Assert.That((string?)doc["name"], Is.EqualTo("llama"));
@@ -138,7 +138,7 @@ public sealed class KeyReleasePolicyWatcherTests
     public async Task A_document_the_broker_refuses_gets_Accepted_False_naming_the_spec_field()
     {
         _sink.Reject = ("tdx.mrTd[0]", "must be 48 bytes of hex");
-        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod/m"))));
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod:m"))));
         Start();
 
         await Eventually.TrueAsync(() => !_api.StatusPatches.IsEmpty, "a status patch");
@@ -151,10 +151,10 @@ public sealed class KeyReleasePolicyWatcherTests
     public async Task Watch_events_apply_new_generations_only_and_a_deleted_policy_is_removed_from_the_broker()
     {
         _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100"));
-        var p1 = FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod/m"), "101");
-        var p1Status = FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod/m"), "102");
-        var p2 = FakeKubernetesApi.Policy("ml-prod", "p", 2, Spec("ml-prod/m"), "103");
-        var gone = FakeKubernetesApi.Policy("ml-prod", "p", 2, Spec("ml-prod/m"), "104");
+        var p1 = FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod:m"), "101");
+        var p1Status = FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod:m"), "102");
+        var p2 = FakeKubernetesApi.Policy("ml-prod", "p", 2, Spec("ml-prod:m"), "103");
+        var gone = FakeKubernetesApi.Policy("ml-prod", "p", 2, Spec("ml-prod:m"), "104");
         await _api.WatchScripts.Writer.WriteAsync(
         [
             FakeKubernetesApi.Event("ADDED", p1),
@@ -168,7 +168,7 @@ public sealed class KeyReleasePolicyWatcherTests
         Assert.Multiple(() =>
         {
             Assert.That(_sink.Applied.Select(a => (long?)JsonNode.Parse(a.Document)!["version"]), Is.EqualTo(new long?[] { 1, 2 }), "generation 1 and 2, not the status-only event");
-            Assert.That(_sink.Removed.Single(), Is.EqualTo(("ml-prod/m", "k8s:ml-prod/p")));
+            Assert.That(_sink.Removed.Single(), Is.EqualTo(("ml-prod:m", "k8s:ml-prod/p")));
             Assert.That(watcher.ListCount, Is.EqualTo(1));
         });
         await Eventually.TrueAsync(() => watcher.ResourceVersion == "104", "resourceVersion of the last event");
@@ -177,8 +177,8 @@ public sealed class KeyReleasePolicyWatcherTests
     [Test]
     public async Task Two_policies_for_one_key_the_second_is_refused_until_the_first_is_deleted()
     {
-        var first = FakeKubernetesApi.Policy("ml-prod", "a", 1, Spec("ml-prod/m"));
-        var second = FakeKubernetesApi.Policy("ml-prod", "b", 1, Spec("ml-prod/m"));
+        var first = FakeKubernetesApi.Policy("ml-prod", "a", 1, Spec("ml-prod:m"));
+        var second = FakeKubernetesApi.Policy("ml-prod", "b", 1, Spec("ml-prod:m"));
         _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", first, second));
         await _api.WatchScripts.Writer.WriteAsync(null); // hold the first watch
         Start();
@@ -192,8 +192,8 @@ public sealed class KeyReleasePolicyWatcherTests
     [Test]
     public async Task Deleting_the_policy_that_holds_a_key_lets_the_refused_one_take_it()
     {
-        var first = FakeKubernetesApi.Policy("ml-prod", "a", 1, Spec("ml-prod/m"));
-        var second = FakeKubernetesApi.Policy("ml-prod", "b", 1, Spec("ml-prod/m"));
+        var first = FakeKubernetesApi.Policy("ml-prod", "a", 1, Spec("ml-prod:m"));
+        var second = FakeKubernetesApi.Policy("ml-prod", "b", 1, Spec("ml-prod:m"));
         _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", first, second));
         await _api.WatchScripts.Writer.WriteAsync([FakeKubernetesApi.Event("DELETED", first)]);
         Start();
@@ -202,7 +202,7 @@ public sealed class KeyReleasePolicyWatcherTests
         Assert.Multiple(() =>
         {
             Assert.That(_sink.Applied.Select(a => a.Author), Is.EqualTo(new[] { "k8s:ml-prod/a", "k8s:ml-prod/b" }));
-            Assert.That(_sink.Removed.Select(r => r.KeyId), Is.EqualTo(new[] { "ml-prod/m" }));
+            Assert.That(_sink.Removed.Select(r => r.KeyId), Is.EqualTo(new[] { "ml-prod:m" }));
             Assert.That((string?)Condition(_api.StatusPatches.Last(p => p.Name == "b").Body)["status"], Is.EqualTo("True"));
         });
     }
@@ -210,13 +210,13 @@ public sealed class KeyReleasePolicyWatcherTests
     [Test]
     public async Task Changing_a_policys_keyId_removes_the_policy_of_the_old_key()
     {
-        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod/old"))));
-        await _api.WatchScripts.Writer.WriteAsync([FakeKubernetesApi.Event("MODIFIED", FakeKubernetesApi.Policy("ml-prod", "p", 2, Spec("ml-prod/new"), "101"))]);
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "p", 1, Spec("ml-prod:old"))));
+        await _api.WatchScripts.Writer.WriteAsync([FakeKubernetesApi.Event("MODIFIED", FakeKubernetesApi.Policy("ml-prod", "p", 2, Spec("ml-prod:new"), "101"))]);
         Start();
 
         await Eventually.TrueAsync(() => _sink.Removed.Count == 1, "the old key removed");
-        Assert.That(_sink.Applied.Select(a => a.KeyId), Is.EqualTo(new[] { "ml-prod/old", "ml-prod/new" }));
-        Assert.That(_sink.Removed.Single().KeyId, Is.EqualTo("ml-prod/old"));
+        Assert.That(_sink.Applied.Select(a => a.KeyId), Is.EqualTo(new[] { "ml-prod:old", "ml-prod:new" }));
+        Assert.That(_sink.Removed.Single().KeyId, Is.EqualTo("ml-prod:old"));
     }
 
     [Test]
@@ -242,8 +242,8 @@ public sealed class KeyReleasePolicyWatcherTests
     [Test]
     public async Task A_410_Gone_error_event_makes_the_watcher_list_again_and_watch_from_the_new_list()
     {
-        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "old", 1, Spec("ml-prod/old"))));
-        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("200", FakeKubernetesApi.Policy("ml-prod", "new", 1, Spec("ml-prod/new"))));
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("100", FakeKubernetesApi.Policy("ml-prod", "old", 1, Spec("ml-prod:old"))));
+        _api.ListAnswers.Enqueue(FakeKubernetesApi.List("200", FakeKubernetesApi.Policy("ml-prod", "new", 1, Spec("ml-prod:new"))));
         await _api.WatchScripts.Writer.WriteAsync([FakeKubernetesApi.Gone()]);
         var watcher = Start();
 
@@ -254,8 +254,8 @@ public sealed class KeyReleasePolicyWatcherTests
             Assert.That(watcher.ListCount, Is.EqualTo(2));
             Assert.That((string?)watches[0]["resourceVersion"], Is.EqualTo("100"));
             Assert.That((string?)watches[1]["resourceVersion"], Is.EqualTo("200"));
-            Assert.That(_sink.Applied.Select(a => a.KeyId), Is.EqualTo(new[] { "ml-prod/old", "ml-prod/new" }));
-            Assert.That(_sink.Removed.Select(r => r.KeyId), Is.EqualTo(new[] { "ml-prod/old" }), "a policy missing from the relist was deleted meanwhile");
+            Assert.That(_sink.Applied.Select(a => a.KeyId), Is.EqualTo(new[] { "ml-prod:old", "ml-prod:new" }));
+            Assert.That(_sink.Removed.Select(r => r.KeyId), Is.EqualTo(new[] { "ml-prod:old" }), "a policy missing from the relist was deleted meanwhile");
             Assert.That(watcher.ConsecutiveFailures, Is.Zero, "410 is not an error to back off from");
         });
     }
