@@ -140,7 +140,7 @@ public sealed partial class ConfigurationTests
         var policy = ReleasePolicy.Parse(spec.ToJsonString());
         Assert.Multiple(() =>
         {
-            Assert.That(keyId, Does.StartWith((string?)cr["metadata"]?["namespace"] + "/"), "a policy governs only its namespace's keys");
+            Assert.That(keyId, Does.StartWith((string?)cr["metadata"]?["namespace"] + ":"), "a policy governs only its namespace's keys");
             Assert.That(policy.Name, Is.EqualTo("llama-3-8b-instruct"));
         });
     }
