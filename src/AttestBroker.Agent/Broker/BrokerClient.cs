@@ -450,7 +450,7 @@ public sealed class BrokerClient : IDisposable
 
     private static string Describe(HttpRequestException ex)
     {
-        var inner = ex.InnerException is { } i && i.Message != ex.Message ? $" ({i.Message})" : string.Empty;
+        var inner = ex.InnerException is { } i && !ex.Message.Contains(i.Message, StringComparison.Ordinal) ? $" ({i.Message})" : string.Empty;
         return ex.HttpRequestError == HttpRequestError.Unknown ? ex.Message + inner : $"{ex.HttpRequestError}: {ex.Message}{inner}";
     }
 

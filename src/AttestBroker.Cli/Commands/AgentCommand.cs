@@ -87,13 +87,14 @@ internal static class AgentCommand
             }
 
             var files = KeyFileNames(ids, dir);
-            try
+            if (!parse.GetValue(allowDisk))
             {
-                MemoryVolume.Require(dir, parse.GetValue(allowDisk));
-            }
-            catch (ModelException ex)
-            {
-                throw new CliUsageException("--out: " + ex.Message);
+                var (kind, magic) = MemoryVolume.Probe(dir);
+                if (kind is not (VolumeKind.Tmpfs or VolumeKind.Ramfs))
+                {
+                    var what = kind == VolumeKind.Unknown ? "could not be determined (statfs unavailable)" : string.Create(CultureInfo.InvariantCulture, $"is not tmpfs or ramfs (f_type 0x{magic:x8})");
+                    throw new CliUsageException($"--out: {dir} {what}: the released keys would reach persistent storage. Use a memory-backed volume (emptyDir medium: Memory, /dev/shm) or pass --allow-disk");
+                }
             }
 
             var maxRetries = parse.GetValue(retries);
