@@ -29,23 +29,25 @@ internal static class AuditCommand
         var dataDir = DataDir();
         var headKey = new Option<string?>("--head-key") { Description = "ECDSA P-256 public key (PEM) that signed the audit heads; every stored signed head is then checked too." };
         var command = new Command("verify", "Walk the audit chain: exit 0 when intact, 1 naming the first edited, deleted or reordered row.") { dataDir, headKey };
-        command.SetAction(async (parse, ct) =>
-        {
-            var output = parse.InvocationConfiguration.Output;
-            using var key = ReadHeadKey(parse.GetValue(headKey));
-            await using var data = await OpenAsync(parse.GetRequiredValue(dataDir), ct).ConfigureAwait(false);
-            var result = await data.Storage.Audit.VerifyAsync(key, ct).ConfigureAwait(false);
-            if (result.FirstBreak is { } broken)
-            {
-                await output.WriteLineAsync($"audit chain broken at row {broken.Sequence}: {KindName(broken.Kind)}: {broken.Detail} ({result.RowsChecked} rows intact before it)").ConfigureAwait(false);
-                return ExitCodes.Failure;
-            }
-
-            var heads = key is null ? string.Empty : $", {result.HeadsChecked} signed heads verified";
-            await output.WriteLineAsync($"audit chain intact: {result.RowsChecked} rows (last row {result.LastSequence}){heads}").ConfigureAwait(false);
-            return ExitCodes.Success;
-        });
+        command.SetAction((parse, ct) => VerifyLocalAsync(parse.GetRequiredValue(dataDir), parse.GetValue(headKey), parse.InvocationConfiguration.Output, ct));
         return command;
+    }
+
+    /// <summary>Walks the chain of a data directory's audit log (and its signed heads with a head key): 0 intact, 1 broken.</summary>
+    internal static async Task<int> VerifyLocalAsync(string dataDir, string? headKeyPath, TextWriter output, CancellationToken ct)
+    {
+        using var key = ReadHeadKey(headKeyPath);
+        await using var data = await OpenAsync(dataDir, ct).ConfigureAwait(false);
+        var result = await data.Storage.Audit.VerifyAsync(key, ct).ConfigureAwait(false);
+        if (result.FirstBreak is { } broken)
+        {
+            await output.WriteLineAsync($"audit chain broken at row {broken.Sequence}: {KindName(broken.Kind)}: {broken.Detail} ({result.RowsChecked} rows intact before it)").ConfigureAwait(false);
+            return ExitCodes.Failure;
+        }
+
+        var heads = key is null ? string.Empty : $", {result.HeadsChecked} signed heads verified";
+        await output.WriteLineAsync($"audit chain intact: {result.RowsChecked} rows (last row {result.LastSequence}){heads}").ConfigureAwait(false);
+        return ExitCodes.Success;
     }
 
     private static Command CreateExport()
@@ -53,35 +55,37 @@ internal static class AuditCommand
         var dataDir = DataDir();
         var outFile = new Option<string?>("--out") { Description = "Write the JSON lines to this file (created; refuses to overwrite) instead of standard output." };
         var command = new Command("export", "Write every audit row as one JSON object per line.") { dataDir, outFile };
-        command.SetAction(async (parse, ct) =>
-        {
-            await using var data = await OpenAsync(parse.GetRequiredValue(dataDir), ct).ConfigureAwait(false);
-            var path = parse.GetValue(outFile);
-            if (path is not null)
-            {
-                long rows;
-                var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
-                await using (stream.ConfigureAwait(false))
-                {
-                    rows = await data.Storage.Audit.ExportAsync(stream, ct).ConfigureAwait(false);
-                }
-
-                await parse.InvocationConfiguration.Error.WriteLineAsync($"exported {rows} rows to {path}").ConfigureAwait(false);
-                return ExitCodes.Success;
-            }
-
-            using var buffer = new MemoryStream();
-            await data.Storage.Audit.ExportAsync(buffer, ct).ConfigureAwait(false);
-            buffer.Position = 0;
-            using var reader = new StreamReader(buffer);
-            var text = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
-            await parse.InvocationConfiguration.Output.WriteAsync(text).ConfigureAwait(false);
-            return ExitCodes.Success;
-        });
+        command.SetAction((parse, ct) => ExportLocalAsync(parse.GetRequiredValue(dataDir), parse.GetValue(outFile), parse.InvocationConfiguration, ct));
         return command;
     }
 
-    private static string KindName(AuditBreakKind kind) => kind switch
+    /// <summary>Writes every row of a data directory's audit log as JSON lines to a new file or to standard output.</summary>
+    internal static async Task<int> ExportLocalAsync(string dataDir, string? path, InvocationConfiguration console, CancellationToken ct)
+    {
+        await using var data = await OpenAsync(dataDir, ct).ConfigureAwait(false);
+        if (path is not null)
+        {
+            long rows;
+            var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+            await using (stream.ConfigureAwait(false))
+            {
+                rows = await data.Storage.Audit.ExportAsync(stream, ct).ConfigureAwait(false);
+            }
+
+            await console.Error.WriteLineAsync($"exported {rows} rows to {path}").ConfigureAwait(false);
+            return ExitCodes.Success;
+        }
+
+        using var buffer = new MemoryStream();
+        await data.Storage.Audit.ExportAsync(buffer, ct).ConfigureAwait(false);
+        buffer.Position = 0;
+        using var reader = new StreamReader(buffer);
+        var text = await reader.ReadToEndAsync(ct).ConfigureAwait(false);
+        await console.Output.WriteAsync(text).ConfigureAwait(false);
+        return ExitCodes.Success;
+    }
+
+    internal static string KindName(AuditBreakKind kind) => kind switch
     {
         AuditBreakKind.Edited => "edited",
         AuditBreakKind.Deleted => "deleted",

@@ -64,18 +64,34 @@ public sealed class Audit_verify_rejects_a_head_key_file_that_is_not_an_ec_publi
     }
 
     [Test]
-    public async Task A_p256_public_key_is_accepted_and_the_intact_chain_exits_0()
+    public async Task The_brokers_audit_head_public_key_verifies_the_heads_it_signed_and_the_intact_chain_exits_0()
     {
         var dir = DemoRunOnce.CopyDataDir();
         var file = Path.Combine(dir, "head.pub.pem");
-        using (var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256))
+        using (var key = System.Security.Cryptography.ECDsa.Create())
         {
+            key.ImportPkcs8PrivateKey(await File.ReadAllBytesAsync(Path.Combine(dir, "audit-head.key")), out _);
             await File.WriteAllTextAsync(file, key.ExportSubjectPublicKeyInfoPem());
         }
 
         var (exit, output, error) = await CliRunner.RunAsync("audit", "verify", "--data-dir", dir, "--head-key", file);
         Assert.That(exit, Is.Zero, error);
-        Assert.That(output, Does.Contain("chain intact").And.Contain("signed heads verified"));
+        Assert.That(output, Does.Contain("chain intact").And.Match(@"[1-9]\d* signed heads verified"));
+    }
+
+    [Test]
+    public async Task Another_p256_key_makes_audit_verify_exit_1_naming_the_head_signature()
+    {
+        var dir = DemoRunOnce.CopyDataDir();
+        var file = Path.Combine(dir, "other.pub.pem");
+        using (var key = System.Security.Cryptography.ECDsa.Create(System.Security.Cryptography.ECCurve.NamedCurves.nistP256))
+        {
+            await File.WriteAllTextAsync(file, key.ExportSubjectPublicKeyInfoPem());
+        }
+
+        var (exit, output, _) = await CliRunner.RunAsync("audit", "verify", "--data-dir", dir, "--head-key", file);
+        Assert.That(exit, Is.EqualTo(1));
+        Assert.That(output, Does.Contain("head signature invalid"));
     }
 }
 
