@@ -42,7 +42,7 @@ public enum ModelError
     /// <summary>A segment index past the last segment was asked for.</summary>
     SegmentIndexOutOfRange,
 
-    /// <summary>The SHA-256 of a ciphertext file differs from the manifest's.</summary>
+    /// <summary>The root of a ciphertext file's digest tree (<see cref="CiphertextDigestTree"/>) differs from the manifest's.</summary>
     CiphertextDigestMismatch,
 
     /// <summary>The manifest is not valid JSON of the expected shape.</summary>
