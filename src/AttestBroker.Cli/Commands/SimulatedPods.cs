@@ -254,7 +254,7 @@ internal sealed class PodClient
     /// <summary>The JWE the grant carries for <paramref name="keyId"/>, or null.</summary>
     public static string? JweFor(JsonNode? body, string keyId)
     {
-        var jwe = (body?["keys"] as JsonArray)?.FirstOrDefault(k => k?["key_id"]?.GetValueKind() == JsonValueKind.String && (string?)k["key_id"] == keyId)?["jwe"];
+        var jwe = ((body as JsonObject)?["keys"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault(k => k["key_id"]?.GetValueKind() == JsonValueKind.String && (string?)k["key_id"] == keyId)?["jwe"];
         return jwe is JsonValue v && v.GetValueKind() == JsonValueKind.String ? (string)v! : null;
     }
 
@@ -271,7 +271,7 @@ internal sealed class PodClient
             {
                 try
                 {
-                    parsed = JsonNode.Parse(text);
+                    parsed = JsonNode.Parse(text) as JsonObject ?? throw new PodException($"{path} answered HTTP {(int)response.StatusCode} with JSON that is not an object");
                 }
                 catch (JsonException)
                 {
