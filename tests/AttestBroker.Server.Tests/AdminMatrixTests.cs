@@ -68,7 +68,7 @@ public sealed class Admin_authorization_matrix_allows_each_role_exactly_its_oper
             "no token" => (null, [], null),
             "expired" => (AdminClient.Token("expired", all, TimeSpan.FromMinutes(5), now.AddHours(-1)), [], nameof(AdminTokenError.Expired)),
             "bad signature" => (FlipSignature(AdminClient.Token("flipped", all)), [], nameof(AdminTokenError.BadSignature)),
-            "foreign key" => (Foreign(all), [], nameof(AdminTokenError.BadSignature)),
+            "foreign key" => (Foreign(all), [], nameof(AdminTokenError.UnknownKey)),
             "wrong audience" => (AdminClient.Token("aud", all, TimeSpan.FromMinutes(5), audience: "someone-else"), [], nameof(AdminTokenError.WrongAudience)),
             "wrong issuer" => (Crafted(new JsonObject { ["iss"] = "https://idp.example", ["sub"] = "x", ["aud"] = AdminTokens.DefaultAudience, ["exp"] = now.AddMinutes(5).ToUnixTimeSeconds(), ["roles"] = new JsonArray([.. all.Select(r => (JsonNode?)r)]) }), [], nameof(AdminTokenError.UnknownIssuer)),
             "no roles" => (AdminClient.Token("nobody"), [], null),

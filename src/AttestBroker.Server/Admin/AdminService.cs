@@ -661,7 +661,8 @@ public sealed class AdminService
             return buffer[..written];
         }
 
-        return AdminBase64Url.TryDecode(text, out var url) ? url : null;
+        var url = new byte[text.Length * 3 / 4];
+        return NonceService.TryBase64UrlDecode(text, url) ? url : null;
     }
 
     private static bool TryParseTime(string text, out DateTimeOffset at)

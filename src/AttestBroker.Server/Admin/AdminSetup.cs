@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using AttestBroker.Protocol;
 using AttestBroker.Storage;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -61,7 +62,7 @@ public sealed class AdminSetup : IDisposable
 
             if (options.PublicKeyFiles.Count > 0)
             {
-                var keys = new List<AdminVerificationKey>();
+                var keys = new List<JwsVerificationKey>();
                 foreach (var file in options.PublicKeyFiles)
                 {
                     try

@@ -69,52 +69,28 @@ public sealed class AdminTokenException : Exception
     public AdminTokenError Error { get; }
 }
 
-/// <summary>A public key that may sign admin tokens: EC P-256 (ES256) or RSA of at least 2048 bits (RS256).</summary>
-public sealed class AdminVerificationKey : IDisposable
+/// <summary>Admin token signing keys as <see cref="JwsVerificationKey"/>: the local P-256 key, or PEM files.</summary>
+public static class AdminVerificationKey
 {
-    public const int MinimumRsaBits = 2048;
-
-    private readonly ECDsa? _ec;
-    private readonly RSA? _rsa;
-
-    private AdminVerificationKey(string? keyId, ECDsa? ec, RSA? rsa)
-    {
-        KeyId = keyId;
-        _ec = ec;
-        _rsa = rsa;
-    }
-
-    /// <summary>The key's <c>kid</c>: the JWKS's, or the RFC 7638 thumbprint for EC keys read from files.</summary>
-    public string? KeyId { get; }
-
-    public string Algorithm => _ec is not null ? JoseAlgorithms.Es256 : AdminTokens.Rs256;
-
-    /// <summary>Takes ownership of <paramref name="key"/>; it must be P-256.</summary>
-    public static AdminVerificationKey FromEcdsa(ECDsa key, string? keyId = null)
+    /// <summary>Takes ownership of a P-256 key; its kid is its RFC 7638 thumbprint unless given.</summary>
+    public static JwsVerificationKey FromEcdsa(ECDsa key, string? keyId = null)
     {
         ArgumentNullException.ThrowIfNull(key);
-        if (key.KeySize != 256)
+        try
         {
-            throw new CryptographicException("an ES256 admin signing key must be on P-256");
+            return JwsVerificationKey.FromEcdsa(key, keyId ?? Jwk.FromPublicKey(key).Thumbprint());
         }
-
-        return new AdminVerificationKey(keyId ?? Jwk.FromPublicKey(key).Thumbprint(), key, null);
+        catch (ProtocolException ex)
+        {
+            throw new CryptographicException(ex.Message, ex);
+        }
     }
 
-    /// <summary>Takes ownership of <paramref name="key"/>; it must have at least 2048 bits.</summary>
-    public static AdminVerificationKey FromRsa(RSA key, string? keyId = null)
-    {
-        ArgumentNullException.ThrowIfNull(key);
-        if (key.KeySize < MinimumRsaBits)
-        {
-            throw new CryptographicException($"an RS256 admin signing key must have at least {MinimumRsaBits} bits");
-        }
-
-        return new AdminVerificationKey(keyId, null, key);
-    }
-
-    /// <summary>Reads a PEM public key (SubjectPublicKeyInfo, or an X.509 certificate's key).</summary>
-    public static AdminVerificationKey FromPemFile(string path)
+    /// <summary>
+    /// Reads a PEM public key (SubjectPublicKeyInfo, or an X.509 certificate's key): EC P-256 (ES256) or RSA of at
+    /// least 2048 bits (RS256). Such keys have no kid, so they are candidates for a token with any kid.
+    /// </summary>
+    public static JwsVerificationKey FromPemFile(string path)
     {
         var text = File.ReadAllText(path);
         if (text.Length > 64 * 1024)
@@ -127,50 +103,46 @@ public sealed class AdminVerificationKey : IDisposable
             throw new CryptographicException($"{path} holds a private key; give only the public key");
         }
 
-        if (text.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))
+        try
         {
-            using var cert = X509Certificate2.CreateFromPem(text);
-            if (cert.GetECDsaPublicKey() is { } certEc)
+            if (text.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal))
             {
-                return FromEcdsa(certEc);
+                using var cert = X509Certificate2.CreateFromPem(text);
+                if (cert.GetECDsaPublicKey() is { } certEc)
+                {
+                    return JwsVerificationKey.FromEcdsa(certEc, null);
+                }
+
+                return cert.GetRSAPublicKey() is { } certRsa ? JwsVerificationKey.FromRsa(certRsa, null) : throw new CryptographicException($"{path}: the certificate's key is neither EC nor RSA");
             }
 
-            return cert.GetRSAPublicKey() is { } certRsa ? FromRsa(certRsa) : throw new CryptographicException($"{path}: the certificate's key is neither EC nor RSA");
-        }
+            var ec = ECDsa.Create();
+            try
+            {
+                ec.ImportFromPem(text);
+                return JwsVerificationKey.FromEcdsa(ec, null);
+            }
+            catch (Exception ex) when (ex is ArgumentException or CryptographicException or ProtocolException)
+            {
+                ec.Dispose();
+            }
 
-        var ec = ECDsa.Create();
-        try
-        {
-            ec.ImportFromPem(text);
-            return FromEcdsa(ec);
+            var rsa = RSA.Create();
+            try
+            {
+                rsa.ImportFromPem(text);
+                return JwsVerificationKey.FromRsa(rsa, null);
+            }
+            catch
+            {
+                rsa.Dispose();
+                throw;
+            }
         }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
+        catch (Exception ex) when (ex is ArgumentException or ProtocolException)
         {
-            ec.Dispose();
+            throw new CryptographicException($"{path} holds no PEM EC P-256 or RSA (>= {JwsVerificationKey.MinimumRsaBits} bits) public key", ex);
         }
-
-        var rsa = RSA.Create();
-        try
-        {
-            rsa.ImportFromPem(text);
-            return FromRsa(rsa);
-        }
-        catch (Exception ex) when (ex is ArgumentException or CryptographicException)
-        {
-            rsa.Dispose();
-            throw new CryptographicException($"{path} holds no PEM EC P-256 or RSA (>= {MinimumRsaBits} bits) public key", ex);
-        }
-    }
-
-    internal bool Verify(ReadOnlySpan<byte> signingInput, ReadOnlySpan<byte> signature) =>
-        _ec is not null
-            ? signature.Length == 64 && _ec.VerifyData(signingInput, signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation)
-            : signature.Length == _rsa!.KeySize / 8 && _rsa.VerifyData(signingInput, signature, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-
-    public void Dispose()
-    {
-        _ec?.Dispose();
-        _rsa?.Dispose();
     }
 }
 
@@ -185,15 +157,15 @@ public interface IAdminKeySource
     /// asks a remote source to fetch its keys again (after an unknown <c>kid</c>); sources may rate-limit that.
     /// Throws <see cref="AdminTokenException"/> with <see cref="AdminTokenError.SignerUnavailable"/> when it cannot tell.
     /// </summary>
-    ValueTask<IReadOnlyList<AdminVerificationKey>> KeysAsync(string? keyId, bool refresh, CancellationToken cancellationToken);
+    ValueTask<IReadOnlyList<JwsVerificationKey>> KeysAsync(string? keyId, bool refresh, CancellationToken cancellationToken);
 }
 
 /// <summary>A fixed set of keys for one issuer (the local signing key, or PEM files).</summary>
 public sealed class StaticAdminKeySource : IAdminKeySource, IDisposable
 {
-    private readonly IReadOnlyList<AdminVerificationKey> _keys;
+    private readonly IReadOnlyList<JwsVerificationKey> _keys;
 
-    public StaticAdminKeySource(string issuer, IReadOnlyList<AdminVerificationKey> keys)
+    public StaticAdminKeySource(string issuer, IReadOnlyList<JwsVerificationKey> keys)
     {
         ArgumentException.ThrowIfNullOrEmpty(issuer);
         Issuer = issuer;
@@ -202,12 +174,9 @@ public sealed class StaticAdminKeySource : IAdminKeySource, IDisposable
 
     public string Issuer { get; }
 
-    public ValueTask<IReadOnlyList<AdminVerificationKey>> KeysAsync(string? keyId, bool refresh, CancellationToken cancellationToken)
-    {
-        // A kid that names a key selects it; files carry no kid, so otherwise every key of the issuer is a candidate.
-        var named = keyId is null ? [] : _keys.Where(k => k.KeyId == keyId).ToList();
-        return ValueTask.FromResult<IReadOnlyList<AdminVerificationKey>>(named.Count > 0 ? named : _keys);
-    }
+    // Every key is a candidate; CompactJws.VerifySignature matches kid and alg (keys from files have no kid).
+    public ValueTask<IReadOnlyList<JwsVerificationKey>> KeysAsync(string? keyId, bool refresh, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(_keys);
 
     public void Dispose()
     {
@@ -272,7 +241,7 @@ public static class AdminTokens
             w.WriteNumber("iat", iat);
             w.WriteNumber("nbf", iat);
             w.WriteNumber("exp", iat + (long)Math.Ceiling(lifetime.TotalSeconds));
-            w.WriteString("jti", AdminBase64Url.Encode(RandomNumberGenerator.GetBytes(16)));
+            w.WriteString("jti", System.Buffers.Text.Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(16)));
             w.WriteStartArray("roles");
             foreach (var r in roles)
             {
@@ -281,9 +250,9 @@ public static class AdminTokens
 
             w.WriteEndArray();
         });
-        var input = AdminBase64Url.Encode(header) + "." + AdminBase64Url.Encode(payload);
+        var input = System.Buffers.Text.Base64Url.EncodeToString(header) + "." + System.Buffers.Text.Base64Url.EncodeToString(payload);
         var signature = key.SignData(Encoding.ASCII.GetBytes(input), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-        return input + "." + AdminBase64Url.Encode(signature);
+        return input + "." + System.Buffers.Text.Base64Url.EncodeToString(signature);
     }
 
     /// <summary>
@@ -296,81 +265,60 @@ public static class AdminTokens
     {
         ArgumentNullException.ThrowIfNull(token);
         ArgumentNullException.ThrowIfNull(sources);
-        if (token.Length > MaximumTokenLength)
+        CompactJws jws;
+        try
         {
-            throw new AdminTokenException(AdminTokenError.Malformed, $"the token is longer than {MaximumTokenLength} characters");
+            jws = CompactJws.Decode(token, MaximumTokenLength);
+        }
+        catch (ProtocolException ex)
+        {
+            throw new AdminTokenException(AdminTokenError.Malformed, ex.Message);
         }
 
-        var parts = token.Split('.');
-        if (parts.Length != 3)
+        using (jws)
         {
-            throw new AdminTokenException(AdminTokenError.Malformed, "not a compact JWS (three base64url parts)");
+            return await ValidateAsync(jws, sources, audience, now, clockSkew, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async Task<AdminPrincipal> ValidateAsync(CompactJws jws, IReadOnlyList<IAdminKeySource> sources, string audience, DateTimeOffset now, TimeSpan clockSkew, CancellationToken cancellationToken)
+    {
+        if (OptionalString(jws.Header, "typ", "header") is ResultToken.TokenType)
+        {
+            throw new AdminTokenException(AdminTokenError.Malformed, "an attestation-result token is not an admin token");
         }
 
-        var headerBytes = Decode(parts[0], "header");
-        var payloadBytes = Decode(parts[1], "payload");
-        var signature = Decode(parts[2], "signature");
-
-        string alg;
-        string? kid;
-        using (var header = ParseObject(headerBytes, "header"))
-        {
-            var h = header.RootElement;
-            alg = OptionalString(h, "alg", "header") ?? throw new AdminTokenException(AdminTokenError.Malformed, "the header has no \"alg\"");
-            kid = OptionalString(h, "kid", "header");
-            if (h.TryGetProperty("crit", out _))
-            {
-                throw new AdminTokenException(AdminTokenError.Malformed, "the header has \"crit\" extensions this broker does not understand");
-            }
-
-            if (OptionalString(h, "typ", "header") is { } typ && typ == ResultToken.TokenType)
-            {
-                throw new AdminTokenException(AdminTokenError.Malformed, "an attestation-result token is not an admin token");
-            }
-        }
-
-        if (alg is not (JoseAlgorithms.Es256 or Rs256))
+        if (jws.Algorithm is not (JoseAlgorithms.Es256 or Rs256))
         {
             throw new AdminTokenException(AdminTokenError.UnsupportedAlgorithm, "\"alg\" must be ES256 or RS256");
         }
 
-        using var payload = ParseObject(payloadBytes, "payload");
-        var p = payload.RootElement;
+        var p = jws.Payload;
         var iss = OptionalString(p, "iss", "payload") ?? throw new AdminTokenException(AdminTokenError.UnknownIssuer, "the token has no \"iss\"");
         var source = sources.FirstOrDefault(s => string.Equals(s.Issuer, iss, StringComparison.Ordinal))
             ?? throw new AdminTokenException(AdminTokenError.UnknownIssuer, "the token's issuer is not trusted by this broker");
 
-        var signingInput = Encoding.ASCII.GetBytes(parts[0] + "." + parts[1]);
-        var verified = false;
-        var sawKey = false;
-        foreach (var refresh in new[] { false, true })
+        // A remote issuer's keys are fetched again once when no key matches the kid (the issuer may have rotated).
+        for (var refresh = false; ; refresh = true)
         {
-            var keys = await source.KeysAsync(kid, refresh, cancellationToken).ConfigureAwait(false);
-            foreach (var key in keys.Where(k => k.Algorithm == alg))
+            var keys = await source.KeysAsync(jws.KeyId, refresh, cancellationToken).ConfigureAwait(false);
+            try
             {
-                sawKey = true;
-                if (key.Verify(signingInput, signature))
-                {
-                    verified = true;
-                    break;
-                }
-            }
-
-            // Fetch a remote issuer's keys again only when no key matched the kid (the issuer may have rotated).
-            if (verified || sawKey)
-            {
+                jws.VerifySignature(keys);
                 break;
             }
-        }
-
-        if (!sawKey)
-        {
-            throw new AdminTokenException(AdminTokenError.UnknownKey, $"no {alg} key of the issuer matches the token's kid");
-        }
-
-        if (!verified)
-        {
-            throw new AdminTokenException(AdminTokenError.BadSignature, "the signature does not verify");
+            catch (ProtocolException ex) when (ex.Error == ProtocolError.TokenKeyUnknown && !refresh)
+            {
+            }
+            catch (ProtocolException ex)
+            {
+                throw ex.Error switch
+                {
+                    ProtocolError.TokenKeyUnknown => new AdminTokenException(AdminTokenError.UnknownKey, $"no {jws.Algorithm} key of the issuer matches the token's kid"),
+                    ProtocolError.TokenAlgorithmNotAllowed => new AdminTokenException(AdminTokenError.UnsupportedAlgorithm, "\"alg\" must be ES256 or RS256"),
+                    _ => new AdminTokenException(AdminTokenError.BadSignature, "the signature does not verify"),
+                };
+            }
         }
 
         if (!AudienceContains(p, audience))
@@ -444,40 +392,6 @@ public static class AdminTokens
         };
     }
 
-    private static byte[] Decode(string part, string what) =>
-        AdminBase64Url.TryDecode(part, out var bytes) && (bytes.Length > 0 || what == "signature")
-            ? bytes
-            : throw new AdminTokenException(AdminTokenError.Malformed, $"the token's {what} is not base64url");
-
-    private static JsonDocument ParseObject(byte[] utf8, string what)
-    {
-        try
-        {
-            var doc = JsonDocument.Parse(utf8, new JsonDocumentOptions { MaxDepth = 8 });
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                doc.Dispose();
-                throw new AdminTokenException(AdminTokenError.Malformed, $"the token's {what} is not a JSON object");
-            }
-
-            var names = new HashSet<string>(StringComparer.Ordinal);
-            foreach (var m in doc.RootElement.EnumerateObject())
-            {
-                if (!names.Add(m.Name))
-                {
-                    doc.Dispose();
-                    throw new AdminTokenException(AdminTokenError.Malformed, $"the token's {what} repeats a member");
-                }
-            }
-
-            return doc;
-        }
-        catch (JsonException)
-        {
-            throw new AdminTokenException(AdminTokenError.Malformed, $"the token's {what} is not JSON");
-        }
-    }
-
     private static string? OptionalString(JsonElement o, string name, string what)
     {
         if (!o.TryGetProperty(name, out var v))
@@ -514,37 +428,5 @@ public static class AdminTokens
         }
 
         return ms.ToArray();
-    }
-}
-
-/// <summary>base64url without padding (RFC 4648 §5), decoded strictly: only the canonical encoding is accepted.</summary>
-internal static class AdminBase64Url
-{
-    public static string Encode(ReadOnlySpan<byte> data) => System.Buffers.Text.Base64Url.EncodeToString(data);
-
-    public static bool TryDecode(string text, out byte[] data)
-    {
-        data = [];
-        if (text.Length % 4 == 1 || !text.All(c => c is (>= 'A' and <= 'Z') or (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-' or '_'))
-        {
-            return false;
-        }
-
-        var buffer = new byte[System.Buffers.Text.Base64Url.GetMaxDecodedLength(text.Length)];
-        int written;
-        try
-        {
-            if (!System.Buffers.Text.Base64Url.TryDecodeFromChars(text, buffer, out written))
-            {
-                return false;
-            }
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
-
-        data = buffer[..written];
-        return Encode(data) == text;
     }
 }

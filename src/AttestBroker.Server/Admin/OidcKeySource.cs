@@ -1,5 +1,4 @@
 using System.Net;
-using System.Security.Cryptography;
 using System.Text.Json;
 using AttestBroker.Protocol;
 
@@ -21,7 +20,7 @@ public sealed class OidcKeySource : IAdminKeySource, IDisposable
     private readonly TimeProvider _time;
     private readonly TimeSpan _lifetime;
     private readonly SemaphoreSlim _gate = new(1, 1);
-    private IReadOnlyList<AdminVerificationKey> _keys = [];
+    private IReadOnlyList<JwsVerificationKey> _keys = [];
     private DateTimeOffset _fetchedAt = DateTimeOffset.MinValue;
 
     public OidcKeySource(string issuer, TimeSpan timeout, TimeSpan keysLifetime, TimeProvider? time = null, HttpMessageHandler? handler = null)
@@ -47,7 +46,7 @@ public sealed class OidcKeySource : IAdminKeySource, IDisposable
         && (u.Scheme == Uri.UriSchemeHttps || (u.Scheme == Uri.UriSchemeHttp && u.IsLoopback))
         && string.IsNullOrEmpty(u.Fragment) && string.IsNullOrEmpty(u.UserInfo);
 
-    public async ValueTask<IReadOnlyList<AdminVerificationKey>> KeysAsync(string? keyId, bool refresh, CancellationToken cancellationToken)
+    public async ValueTask<IReadOnlyList<JwsVerificationKey>> KeysAsync(string? keyId, bool refresh, CancellationToken cancellationToken)
     {
         var now = _time.GetUtcNow();
         var keys = _keys;
@@ -76,113 +75,46 @@ public sealed class OidcKeySource : IAdminKeySource, IDisposable
             }
         }
 
-        return keyId is null ? keys : [.. keys.Where(k => k.KeyId == keyId)];
-    }
-
-    private async Task<IReadOnlyList<AdminVerificationKey>> FetchAsync(CancellationToken cancellationToken)
-    {
-        var discoveryUrl = Issuer.TrimEnd('/') + "/.well-known/openid-configuration";
-        using var discovery = await GetJsonAsync(discoveryUrl, cancellationToken).ConfigureAwait(false);
-        var root = discovery.RootElement;
-        if (!root.TryGetProperty("issuer", out var iss) || iss.ValueKind != JsonValueKind.String || iss.GetString() != Issuer)
-        {
-            throw Unavailable("the OIDC discovery document's \"issuer\" does not equal the configured issuer");
-        }
-
-        if (!root.TryGetProperty("jwks_uri", out var jwksUri) || jwksUri.ValueKind != JsonValueKind.String || !IsAcceptableUrl(jwksUri.GetString()!))
-        {
-            throw Unavailable("the OIDC discovery document has no acceptable \"jwks_uri\"");
-        }
-
-        using var jwks = await GetJsonAsync(jwksUri.GetString()!, cancellationToken).ConfigureAwait(false);
-        if (!jwks.RootElement.TryGetProperty("keys", out var array) || array.ValueKind != JsonValueKind.Array)
-        {
-            throw Unavailable("the issuer's JWKS has no \"keys\" array");
-        }
-
-        var keys = new List<AdminVerificationKey>();
-        foreach (var k in array.EnumerateArray())
-        {
-            if (TryReadKey(k) is { } key)
-            {
-                keys.Add(key);
-            }
-        }
-
         return keys;
     }
 
-    /// <summary>An EC P-256 or RSA (≥ 2048 bits) signature key, or null for anything else (encryption keys, other curves).</summary>
-    internal static AdminVerificationKey? TryReadKey(JsonElement k)
+    private async Task<IReadOnlyList<JwsVerificationKey>> FetchAsync(CancellationToken cancellationToken)
     {
-        string? Str(string name) => k.ValueKind == JsonValueKind.Object && k.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
-        byte[]? Bytes(string name) => Str(name) is { } s && AdminBase64Url.TryDecode(s, out var b) ? b : null;
-
-        if (Str("use") is { } use && use != "sig")
-        {
-            return null;
-        }
-
-        var kid = Str("kid");
+        var discoveryUrl = Issuer.TrimEnd('/') + "/.well-known/openid-configuration";
+        string jwksUrl;
         try
         {
-            switch (Str("kty"))
+            using var discovery = JsonDocument.Parse(await GetAsync(discoveryUrl, cancellationToken).ConfigureAwait(false));
+            var root = discovery.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("issuer", out var iss) || iss.ValueKind != JsonValueKind.String || iss.GetString() != Issuer)
             {
-                case "EC" when Str("crv") == "P-256" && Str("alg") is null or JoseAlgorithms.Es256:
-                    {
-                        var x = Bytes("x");
-                        var y = Bytes("y");
-                        if (x is not { Length: 32 } || y is not { Length: 32 })
-                        {
-                            return null;
-                        }
-
-                        var ec = ECDsa.Create();
-                        try
-                        {
-                            ec.ImportParameters(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, Q = new ECPoint { X = x, Y = y } });
-                            return AdminVerificationKey.FromEcdsa(ec, kid);
-                        }
-                        catch
-                        {
-                            ec.Dispose();
-                            throw;
-                        }
-                    }
-
-                case "RSA" when Str("alg") is null or AdminTokens.Rs256:
-                    {
-                        var n = Bytes("n");
-                        var e = Bytes("e");
-                        if (n is null || e is null || e.Length > 8)
-                        {
-                            return null;
-                        }
-
-                        var rsa = RSA.Create();
-                        try
-                        {
-                            rsa.ImportParameters(new RSAParameters { Modulus = n.AsSpan().TrimStart((byte)0).ToArray(), Exponent = e });
-                            return AdminVerificationKey.FromRsa(rsa, kid);
-                        }
-                        catch
-                        {
-                            rsa.Dispose();
-                            throw;
-                        }
-                    }
-
-                default:
-                    return null;
+                throw Unavailable("the OIDC discovery document's \"issuer\" does not equal the configured issuer");
             }
+
+            if (!root.TryGetProperty("jwks_uri", out var jwksUri) || jwksUri.ValueKind != JsonValueKind.String || !IsAcceptableUrl(jwksUri.GetString()!))
+            {
+                throw Unavailable("the OIDC discovery document has no acceptable \"jwks_uri\"");
+            }
+
+            jwksUrl = jwksUri.GetString()!;
         }
-        catch (CryptographicException)
+        catch (JsonException)
         {
-            return null;
+            throw Unavailable("the OIDC discovery document is not JSON");
+        }
+
+        try
+        {
+            // Keys this broker cannot use (encryption keys, other curves) are skipped.
+            return JwsVerificationKey.ParseSet(await GetAsync(jwksUrl, cancellationToken).ConfigureAwait(false));
+        }
+        catch (ProtocolException ex)
+        {
+            throw Unavailable($"the issuer's JWKS is not usable ({ex.Error})");
         }
     }
 
-    private async Task<JsonDocument> GetJsonAsync(string url, CancellationToken cancellationToken)
+    private async Task<ReadOnlyMemory<byte>> GetAsync(string url, CancellationToken cancellationToken)
     {
         try
         {
@@ -213,10 +145,10 @@ public sealed class OidcKeySource : IAdminKeySource, IDisposable
                     throw Unavailable($"{url} sent more than {MaxDocumentBytes} bytes");
                 }
 
-                return JsonDocument.Parse(buffer.AsMemory(0, total));
+                return buffer.AsMemory(0, total);
             }
         }
-        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException or IOException)
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or IOException)
         {
             if (ex is TaskCanceledException && cancellationToken.IsCancellationRequested)
             {
