@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Threading.RateLimiting;
 using AttestBroker.Evidence;
 using AttestBroker.Keys;
+using AttestBroker.Kubernetes;
 using AttestBroker.Storage;
 using AttestBroker.Verification;
 using AttestBroker.Verification.Collateral;
@@ -93,6 +94,12 @@ public sealed partial class BrokerHost : IAsyncDisposable
             var admin = Admin.AdminSetup.Create(options.Admin, data.Directory, time);
             disposables.Add(admin);
             await data.LoadPolicyDirectoryAsync(time.GetUtcNow(), cancellationToken);
+            var kubernetesClient = BrokerKubernetes.CreateClient(options);
+            if (kubernetesClient is not null)
+            {
+                disposables.Add(kubernetesClient);
+            }
+
             var certificate = LoadCertificate(options, time);
             if (certificate is not null)
             {
@@ -130,7 +137,17 @@ public sealed partial class BrokerHost : IAsyncDisposable
             services.AddSingleton(signer);
             services.AddSingleton(verifiers);
             services.AddSingleton(options);
-            services.AddSingleton(sp => new BrokerService(data.Storage, sp.GetRequiredService<IKeyBackend>(), nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>()));
+            services.AddSingleton(sp => BrokerKubernetes.Create(options, kubernetesClient, data.Storage.Audit, time, sp.GetRequiredService<ILoggerFactory>()));
+            services.AddSingleton(sp => new BrokerService(data.Storage, sp.GetRequiredService<IKeyBackend>(), nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>())
+            {
+                KubernetesIdentity = sp.GetRequiredService<BrokerKubernetes>(),
+            });
+            if (options.Kubernetes.WatchPolicies)
+            {
+                services.AddSingleton(sp => new KeyReleasePolicyWatcher(kubernetesClient!, new BrokerPolicySink(data, time), new KeyReleasePolicyWatcherOptions(), time, sp.GetRequiredService<ILogger<KeyReleasePolicyWatcher>>()));
+                services.AddHostedService(sp => new PolicyWatcherService(sp.GetRequiredService<KeyReleasePolicyWatcher>()));
+            }
+
             services.AddHostedService<ReplayPurgeService>();
             services.AddSingleton(sp => new ReadinessProbe(data.Storage, sp.GetRequiredService<IKeyBackend>(), options, time));
             admin.Register(services);
@@ -151,6 +168,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
             configure?.Invoke(builder);
 
             var app = builder.Build();
+            // Made now, so a bad identity setting (an unreadable JWKS file, ...) stops the start rather than the first request.
+            app.Services.GetRequiredService<BrokerKubernetes>();
             if (options.AllowInsecureHttp)
             {
                 LogInsecure(app.Logger);

@@ -78,6 +78,12 @@ public sealed class BrokerOptions
 
     /// <summary>Where the KEK, the challenge MAC secret and the token-signing key come from ("Broker:Secrets").</summary>
     public BrokerSecretsOptions Secrets { get; set; } = new();
+
+    /// <summary>Requester identity from service-account tokens and KeyReleasePolicy resources ("Broker:Kubernetes"; off by default).</summary>
+    public KubernetesBrokerOptions Kubernetes { get; set; } = new();
+
+    /// <summary>Quarantine of pods that keep failing ("Broker:Quarantine"; off by default).</summary>
+    public BrokerQuarantineOptions Quarantine { get; set; } = new();
 }
 
 /// <summary>Start-up validation of <see cref="BrokerOptions"/> (ValidateOnStart); every failure names the setting.</summary>
@@ -147,6 +153,7 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
         }
 
         errors.AddRange(options.Admin.Validate());
+        errors.AddRange(options.Kubernetes.Validate(options.Quarantine));
 
         if (options.NonceLifetimeSeconds is < 10 or > 900)
         {

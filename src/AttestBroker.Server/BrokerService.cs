@@ -39,6 +39,14 @@ public sealed partial class BrokerService
     public const string TokenClaimSimulated = "simulated";
     public const string TokenClaimCrlChecked = "crl_checked";
 
+    /// <summary>The requester's Kubernetes identity (namespace, service_account, pod, pod_uid), when its token was checked.</summary>
+    public const string TokenClaimRequester = "requester";
+
+    private const string RequesterNamespace = "requester_namespace";
+    private const string RequesterServiceAccount = "requester_service_account";
+    private const string RequesterPod = "requester_pod";
+    private const string RequesterPodUid = "requester_pod_uid";
+
     private readonly IBrokerStorage _storage;
     private readonly IKeyBackend _keys;
     private readonly NonceService _nonces;
@@ -64,6 +72,9 @@ public sealed partial class BrokerService
         _time = time;
         _log = log;
     }
+
+    /// <summary>Service-account identity and quarantine (docs/kubernetes.md); null or without a validator: tokens are ignored.</summary>
+    public BrokerKubernetes? KubernetesIdentity { get; init; }
 
     /// <summary>POST /v1/challenge: body <c>{"tee":"tdx"}</c>.</summary>
     public BrokerOutcome Challenge(ReadOnlySpan<byte> body)
@@ -118,6 +129,19 @@ public sealed partial class BrokerService
             return problem!;
         }
 
+        var (requester, identityProblem) = await IdentifyAsync(parsed, client, cancellationToken);
+        if (identityProblem is not null)
+        {
+            return identityProblem;
+        }
+
+        var outcome = await AttestIdentifiedAsync(parsed, requester, client, cancellationToken);
+        await CountFailureAsync(outcome, requester, client, cancellationToken);
+        return outcome;
+    }
+
+    private async Task<BrokerOutcome> AttestIdentifiedAsync(AttestRequest parsed, Kubernetes.RequesterIdentity? requester, string? client, CancellationToken cancellationToken)
+    {
         var now = _time.GetUtcNow();
         var evidenceDigest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(parsed.Evidence));
         var thumbprint = parsed.PublicKey.Thumbprint();
@@ -126,6 +150,8 @@ public sealed partial class BrokerService
         {
             baseDetails["client"] = client;
         }
+
+        AddRequesterDetails(baseDetails, requester);
 
         if (!_nonces.TryOpen(parsed.ChallengeToken, out var challenge, out var challengeError))
         {
@@ -186,6 +212,7 @@ public sealed partial class BrokerService
             Simulated = result.Simulated,
             CrlChecked = result.CrlChecked,
             TrustsSimulator = _verifiers.Trust.TrustsSimulator,
+            Requester = requester is null ? null : new RequesterIdentity(requester.Namespace, requester.ServiceAccount),
         };
 
         return await ReleaseAsync(parsed.PublicKey, parsed.KeyIds, input, issueToken: true, now, client, evidenceDigest, claimsDigest, baseDetails, cancellationToken);
@@ -335,6 +362,10 @@ public sealed partial class BrokerService
             tokenClaims[TokenClaimTee] = input.Tee;
             tokenClaims[TokenClaimSimulated] = input.Simulated;
             tokenClaims[TokenClaimCrlChecked] = input.CrlChecked;
+            if (RequesterClaim(details) is { } requesterClaim)
+            {
+                tokenClaims[TokenClaimRequester] = requesterClaim;
+            }
             response["token"] = _signer.CreateToken(new ResultTokenDescriptor { Issuer = _options.Issuer, ConfirmationKey = publicKey, Claims = tokenClaims, Lifetime = lifetime }, now);
             response["token_expires_at"] = FormatTime(DateTimeOffset.FromUnixTimeSeconds(now.ToUnixTimeSeconds() + (long)lifetime.TotalSeconds));
         }
@@ -382,6 +413,7 @@ public sealed partial class BrokerService
         claims.Remove(TokenClaimTee);
         claims.Remove(TokenClaimSimulated);
         claims.Remove(TokenClaimCrlChecked);
+        var requester = TakeRequesterClaim(claims);
         if (tee is not (TeeKindNames.Tdx or TeeKindNames.SevSnp))
         {
             return new BrokerProblem(StatusCodes.Status401Unauthorized, ProblemCodes.TokenInvalid, "Invalid token", "the token does not name a TEE kind");
@@ -393,6 +425,7 @@ public sealed partial class BrokerService
             Simulated = simulated,
             CrlChecked = crlChecked,
             TrustsSimulator = _verifiers.Trust.TrustsSimulator,
+            Requester = requester is null ? null : new RequesterIdentity(requester.Namespace, requester.ServiceAccount),
         };
         var claimsDigest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(claims.ToJsonString())));
         var details = new Dictionary<string, string>(StringComparer.Ordinal) { ["jkt"] = token.ConfirmationThumbprint, ["jti"] = token.TokenId, ["tee"] = tee, ["via"] = "token" };
@@ -401,7 +434,108 @@ public sealed partial class BrokerService
             details["client"] = client;
         }
 
-        return await ReleaseAsync(parsed.Value.Key, parsed.Value.KeyIds, input, issueToken: false, now, client, null, claimsDigest, details, cancellationToken);
+        AddRequesterDetails(details, requester);
+        var outcome = await ReleaseAsync(parsed.Value.Key, parsed.Value.KeyIds, input, issueToken: false, now, client, null, claimsDigest, details, cancellationToken);
+        await CountFailureAsync(outcome, requester, client, cancellationToken);
+        return outcome;
+    }
+
+    /// <summary>
+    /// The requester's identity from its service-account token, when a validator is configured and a token was sent
+    /// (else none: policies with a requester section then deny). A refused token is 401, an unverifiable one 503;
+    /// both are audited, without the token.
+    /// </summary>
+    private async Task<(Kubernetes.RequesterIdentity? Requester, BrokerProblem? Problem)> IdentifyAsync(AttestRequest parsed, string? client, CancellationToken cancellationToken)
+    {
+        if (KubernetesIdentity?.Validator is not { } validator || parsed.ServiceAccountToken is not { } token)
+        {
+            return (null, null);
+        }
+
+        var result = await validator.ValidateAsync(token, cancellationToken);
+        if (result.Outcome == Kubernetes.IdentityOutcome.Valid)
+        {
+            return (result.Identity, null);
+        }
+
+        var error = result.Error ?? "token_invalid";
+        var problem = result.Outcome == Kubernetes.IdentityOutcome.Invalid
+            ? new BrokerProblem(StatusCodes.Status401Unauthorized, ProblemCodes.InvalidServiceAccountToken, "Invalid service-account token", $"the service-account token was refused ({error}): {result.Message}", new JsonObject { ["error"] = error })
+            : new BrokerProblem(StatusCodes.Status503ServiceUnavailable, ProblemCodes.BackendUnavailable, "Identity unavailable", $"the service-account token could not be checked ({error}); retry later", new JsonObject { ["backend"] = "kubernetes", ["cause"] = error });
+        var details = new Dictionary<string, string>(StringComparer.Ordinal) { ["jkt"] = parsed.PublicKey.Thumbprint(), ["identity_error"] = error };
+        if (client is not null)
+        {
+            details["client"] = client;
+        }
+
+        await AuditDenialAsync(_time.GetUtcNow(), client, problem.Code, null, null, parsed.KeyIds, details, cancellationToken);
+        return (null, problem);
+    }
+
+    /// <summary>A failed attestation or denied release by a known pod counts towards its quarantine (when enabled).</summary>
+    private async Task CountFailureAsync(BrokerOutcome outcome, Kubernetes.RequesterIdentity? requester, string? client, CancellationToken cancellationToken)
+    {
+        if (requester is not null && KubernetesIdentity is { Quarantine: not null } kubernetes
+            && outcome.Problem?.Code is ProblemCodes.PolicyDenied or ProblemCodes.BindingMismatch or ProblemCodes.MalformedEvidence)
+        {
+            await kubernetes.RecordFailureAsync(requester, client, cancellationToken);
+        }
+    }
+
+    private static void AddRequesterDetails(Dictionary<string, string> details, Kubernetes.RequesterIdentity? requester)
+    {
+        if (requester is null)
+        {
+            return;
+        }
+
+        details[RequesterNamespace] = requester.Namespace;
+        details[RequesterServiceAccount] = requester.ServiceAccount;
+        if (requester.PodName is { } pod)
+        {
+            details[RequesterPod] = pod;
+        }
+
+        if (requester.PodUid is { } uid)
+        {
+            details[RequesterPodUid] = uid;
+        }
+    }
+
+    /// <summary>The token's "requester" claim (namespace, service_account, pod, pod_uid), from the audit details of the release.</summary>
+    private static JsonObject? RequesterClaim(Dictionary<string, string> details)
+    {
+        if (!details.TryGetValue(RequesterNamespace, out var ns) || !details.TryGetValue(RequesterServiceAccount, out var sa))
+        {
+            return null;
+        }
+
+        var claim = new JsonObject { ["namespace"] = ns, ["service_account"] = sa };
+        if (details.TryGetValue(RequesterPod, out var pod))
+        {
+            claim["pod"] = pod;
+        }
+
+        if (details.TryGetValue(RequesterPodUid, out var uid))
+        {
+            claim["pod_uid"] = uid;
+        }
+
+        return claim;
+    }
+
+    /// <summary>Removes the "requester" claim of a result token (signed by this broker) and returns the identity it names.</summary>
+    private static Kubernetes.RequesterIdentity? TakeRequesterClaim(JsonObject claims)
+    {
+        var node = claims[TokenClaimRequester];
+        claims.Remove(TokenClaimRequester);
+        static string? Text(JsonObject o, string name) => o[name] is JsonValue v && v.TryGetValue<string>(out var s) && s.Length > 0 ? s : null;
+        if (node is not JsonObject o || Text(o, "namespace") is not { } ns || Text(o, "service_account") is not { } sa)
+        {
+            return null;
+        }
+
+        return new Kubernetes.RequesterIdentity(ns, sa, Text(o, "pod"), Text(o, "pod_uid"), Kubernetes.RequesterIdentity.ServiceAccountPrefix + ns + ":" + sa);
     }
 
     private (Jwk Key, List<string> KeyIds)? ParseKeysRequest(ReadOnlySpan<byte> body, out BrokerProblem? problem)

@@ -18,6 +18,7 @@ public static class ProblemCodes
     public const string BindingMismatch = "report-data-binding-mismatch";
     public const string TokenMissing = "token-missing";
     public const string TokenInvalid = "token-invalid";
+    public const string InvalidServiceAccountToken = "invalid-service-account-token";
     public const string PolicyDenied = "policy-denied";
     public const string KeyDisabled = "key-disabled";
     public const string UnknownKey = "unknown-key";
