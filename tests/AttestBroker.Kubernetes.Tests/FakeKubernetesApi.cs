@@ -291,6 +291,6 @@ internal static class Eventually
             await Task.Delay(25);
         }
 
-        Assert.Fail("timed out waiting for: " + what);
+        NUnit.Framework.Assert.Fail("timed out waiting for: " + what);
     }
 }
