@@ -2,8 +2,6 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
-using System.Text.Json;
-using System.Text.Json.Serialization;
 
 namespace AttestBroker.Verification.Collateral;
 
@@ -53,12 +51,16 @@ public sealed class CollateralUnavailableException : Exception
 }
 
 /// <summary>
-/// Fetches collateral over HTTP through an on-disk cache. An entry is served from the cache while the time now is
+/// Fetches collateral over HTTP through a cache: process memory in front of an <see cref="ICollateralResponseStore"/>
+/// (a folder on disk by default, <see cref="CollateralFetchOptions.CacheDirectory"/>; a shared database when several
+/// brokers should fetch each response once). An entry is served from the cache while the time now is
 /// before the freshness limit that the caller derives from the content (TCB Info and QE Identity nextUpdate, a CRL's
 /// nextUpdate, a certificate's notAfter): the cache never decides what collateral means. Transient failures (5xx,
 /// timeouts) are retried with exponential back-off; HTTP 429 and 503 Retry-After are honoured (waited out when short,
 /// remembered per host so that no request is sent before it has passed). Failures are a
 /// <see cref="CollateralUnavailableException"/>; callers turn it into <see cref="ReasonCodes.CollateralUnavailable"/>.
+/// A store that cannot be read is a miss and one that cannot be written is skipped: the response is then fetched or
+/// served as without a store, so a store failure never grants what a fetch would not.
 /// </summary>
 public sealed class CollateralHttpCache
 {
@@ -71,20 +73,29 @@ public sealed class CollateralHttpCache
     private readonly HttpClient _http;
     private readonly CollateralFetchOptions _options;
     private readonly TimeProvider _time;
+    private readonly ICollateralResponseStore _store;
     private readonly ConcurrentDictionary<string, CachedResponse> _memory = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, DateTimeOffset> _notBefore = new(StringComparer.OrdinalIgnoreCase);
 
-    public CollateralHttpCache(HttpClient http, CollateralFetchOptions options, TimeProvider? time = null)
+    /// <param name="http">The client requests go through.</param>
+    /// <param name="options">Base URLs, retries, limits, and the cache folder used when <paramref name="store"/> is null.</param>
+    /// <param name="time">The clock that decides freshness (the verification clock).</param>
+    /// <param name="store">Where responses are kept beyond memory; null: a <see cref="DiskCollateralResponseStore"/> in <see cref="CollateralFetchOptions.CacheDirectory"/>.</param>
+    public CollateralHttpCache(HttpClient http, CollateralFetchOptions options, TimeProvider? time = null, ICollateralResponseStore? store = null)
     {
         _http = http ?? throw new ArgumentNullException(nameof(http));
         _options = options ?? throw new ArgumentNullException(nameof(options));
         _time = time ?? TimeProvider.System;
+        _store = store ?? new DiskCollateralResponseStore(options.CacheDirectory);
     }
 
     public CollateralFetchOptions Options => _options;
 
+    /// <summary>Where responses are kept beyond this process's memory.</summary>
+    public ICollateralResponseStore Store => _store;
+
     /// <summary>
-    /// The response for <paramref name="uri"/>: from memory or disk while <paramref name="freshUntil"/> of the cached
+    /// The response for <paramref name="uri"/>: from memory or the store while <paramref name="freshUntil"/> of the cached
     /// entry is after now, else fetched (and cached when <paramref name="freshUntil"/> of the new one accepts it).
     /// <paramref name="freshUntil"/> may throw <see cref="FormatException"/> for content it cannot read; such a
     /// response is never cached and fails the request.
@@ -101,11 +112,11 @@ public sealed class CollateralHttpCache
             return mem;
         }
 
-        var disk = await ReadDiskAsync(key, cancellationToken).ConfigureAwait(false);
-        if (disk is not null && IsFresh(disk, freshUntil, now))
+        var stored = await LoadAsync(key, uri, cancellationToken).ConfigureAwait(false);
+        if (stored is not null && IsFresh(stored, freshUntil, now))
         {
-            _memory[key] = disk;
-            return disk;
+            _memory[key] = stored;
+            return stored;
         }
 
         var fetched = await FetchAsync(uri, cancellationToken).ConfigureAwait(false);
@@ -122,10 +133,33 @@ public sealed class CollateralHttpCache
         if (until > _time.GetUtcNow())
         {
             _memory[key] = fetched;
-            await WriteDiskAsync(key, fetched, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await _store.SaveAsync(key, fetched, until, cancellationToken).ConfigureAwait(false);
+            }
+            catch (CollateralStoreException)
+            {
+                // Not kept beyond memory: the next process fetches it again.
+            }
         }
 
         return fetched;
+    }
+
+    /// <summary>The stored entry for <paramref name="key"/> when it is the response of <paramref name="uri"/>; an unreachable store or another URI's entry is a miss.</summary>
+    private async Task<CachedResponse?> LoadAsync(string key, Uri uri, CancellationToken cancellationToken)
+    {
+        CachedResponse? stored;
+        try
+        {
+            stored = await _store.LoadAsync(key, cancellationToken).ConfigureAwait(false);
+        }
+        catch (CollateralStoreException)
+        {
+            return null;
+        }
+
+        return stored is not null && string.Equals(stored.Uri.AbsoluteUri, uri.AbsoluteUri, StringComparison.Ordinal) ? stored : null;
     }
 
     private static bool IsFresh(CachedResponse entry, Func<CachedResponse, DateTimeOffset> freshUntil, DateTimeOffset now)
@@ -267,79 +301,4 @@ public sealed class CollateralHttpCache
 
         return null;
     }
-
-    private async Task<CachedResponse?> ReadDiskAsync(string key, CancellationToken cancellationToken)
-    {
-        var meta = Path.Combine(_options.CacheDirectory, key + ".json");
-        var body = Path.Combine(_options.CacheDirectory, key + ".bin");
-        if (!File.Exists(meta) || !File.Exists(body))
-        {
-            return null;
-        }
-
-        try
-        {
-            await using var metaStream = File.OpenRead(meta);
-            var m = await JsonSerializer.DeserializeAsync(metaStream, CacheJsonContext.Default.CacheMeta, cancellationToken).ConfigureAwait(false);
-            if (m?.Uri is null)
-            {
-                return null;
-            }
-
-            var bytes = await File.ReadAllBytesAsync(body, cancellationToken).ConfigureAwait(false);
-            if (!CryptographicOperations.FixedTimeEquals(SHA256.HashData(bytes), Convert.FromHexString(m.BodySha256 ?? string.Empty)))
-            {
-                return null; // torn or edited entry: fetch again
-            }
-
-            return new CachedResponse(new Uri(m.Uri), bytes, m.Headers ?? [], m.FetchedAt);
-        }
-        catch (Exception ex) when (ex is IOException or JsonException or FormatException or UriFormatException or UnauthorizedAccessException)
-        {
-            return null; // a damaged cache entry is a miss, never an error
-        }
-    }
-
-    private async Task WriteDiskAsync(string key, CachedResponse response, CancellationToken cancellationToken)
-    {
-        try
-        {
-            Directory.CreateDirectory(_options.CacheDirectory);
-            var meta = new CacheMeta
-            {
-                Uri = response.Uri.AbsoluteUri,
-                FetchedAt = response.FetchedAt,
-                Headers = new Dictionary<string, string>(response.Headers, StringComparer.OrdinalIgnoreCase),
-                BodySha256 = Convert.ToHexStringLower(SHA256.HashData(response.Body)),
-            };
-            var bodyPath = Path.Combine(_options.CacheDirectory, key + ".bin");
-            var metaPath = Path.Combine(_options.CacheDirectory, key + ".json");
-            var tmpBody = bodyPath + "." + Guid.NewGuid().ToString("N") + ".tmp";
-            var tmpMeta = metaPath + "." + Guid.NewGuid().ToString("N") + ".tmp";
-            await File.WriteAllBytesAsync(tmpBody, response.Body, cancellationToken).ConfigureAwait(false);
-            await File.WriteAllTextAsync(tmpMeta, JsonSerializer.Serialize(meta, CacheJsonContext.Default.CacheMeta), cancellationToken).ConfigureAwait(false);
-            File.Move(tmpBody, bodyPath, overwrite: true);
-            File.Move(tmpMeta, metaPath, overwrite: true);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            // The cache is an optimisation: a read-only or full disk must not fail verification.
-        }
-    }
-
-    internal sealed class CacheMeta
-    {
-        public string? Uri { get; set; }
-
-        public DateTimeOffset FetchedAt { get; set; }
-
-        public Dictionary<string, string>? Headers { get; set; }
-
-        public string? BodySha256 { get; set; }
-    }
-}
-
-[JsonSerializable(typeof(CollateralHttpCache.CacheMeta))]
-internal sealed partial class CacheJsonContext : JsonSerializerContext
-{
 }
