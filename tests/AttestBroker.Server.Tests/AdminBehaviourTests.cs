@@ -305,3 +305,20 @@ public sealed class Audit_api_verifies_the_chain_and_its_signed_heads
         Assert.That(lines.Select(l => (long)JsonNode.Parse(l)!["seq"]!), Is.Ordered.Ascending);
     }
 }
+
+[TestFixture]
+public sealed class Admin_api_is_described_in_the_openapi_document
+{
+    [Test]
+    public async Task Every_admin_route_appears_with_its_method_and_the_401_and_403_problems()
+    {
+        var doc = JsonNode.Parse(await Shared.Broker.Client.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)))!;
+        foreach (var (method, path, operation, _) in AdminEndpoints.Routes)
+        {
+            var documented = doc["paths"]?[AdminEndpoints.Prefix + path]?[method.ToLowerInvariant()];
+            Assert.That(documented, Is.Not.Null, $"{method} {path} ({operation})");
+            Assert.That(documented!["responses"]!["401"], Is.Not.Null, operation);
+            Assert.That(documented["responses"]!["403"], Is.Not.Null, operation);
+        }
+    }
+}
