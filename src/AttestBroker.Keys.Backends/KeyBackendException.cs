@@ -3,28 +3,28 @@ namespace AttestBroker.Keys.Backends;
 /// <summary>Why an external key backend failed. Each has a stable code the broker maps to a problem type.</summary>
 public enum BackendError
 {
-    /// <summary>The service refused the broker's credentials or permissions (HTTP 401/403): "backend_denied", 503.</summary>
+    /// <summary>The service refused the broker's credentials or permissions (HTTP 401/403): "backend-denied", 503.</summary>
     Denied,
 
-    /// <summary>The service has no such key, version or path (HTTP 404): "backend_key_not_found", 404.</summary>
+    /// <summary>The service has no such key, version or path (HTTP 404): "backend-key-not-found", 404.</summary>
     KeyNotFound,
 
-    /// <summary>Network failure, timeout, 5xx or 429 after the retries ran out: "backend_unavailable", 503.</summary>
+    /// <summary>Network failure, timeout, 5xx or 429 after the retries ran out: "backend-unavailable", 503.</summary>
     Unavailable,
 
-    /// <summary>The service answered with something that is not the documented shape: "backend_bad_response", 502.</summary>
+    /// <summary>The service answered with something that is not the documented shape: "backend-bad-response", 502.</summary>
     BadResponse,
 
-    /// <summary>The service rejected the request as malformed (HTTP 400): "backend_rejected", 502.</summary>
+    /// <summary>The service rejected the request as malformed (HTTP 400): "backend-rejected", 502.</summary>
     Rejected,
 
-    /// <summary>A concurrent writer kept changing the object (optimistic concurrency lost twice): "backend_conflict", 409.</summary>
+    /// <summary>A concurrent writer kept changing the object (optimistic concurrency lost twice): "backend-conflict", 409.</summary>
     Conflict,
 
-    /// <summary>A released key could not be verified or unwrapped (bad signature, untrusted chain, bad wrapping): "backend_release_invalid", 502.</summary>
+    /// <summary>A released key could not be verified or unwrapped (bad signature, untrusted chain, bad wrapping): "backend-release-invalid", 502.</summary>
     ReleaseInvalid,
 
-    /// <summary>The operation is not possible in this backend's mode (e.g. SKR without an attestation token): "backend_unsupported", 400.</summary>
+    /// <summary>The operation is not possible in this backend's mode (e.g. SKR without an attestation token): "backend-unsupported", 400.</summary>
     Unsupported,
 }
 
@@ -67,7 +67,7 @@ public sealed class KeyBackendException : Exception
     /// <summary>The HTTP status the service answered with, when it answered.</summary>
     public int? ServiceStatus { get; }
 
-    /// <summary>Stable problem code: backend_denied, backend_key_not_found, backend_unavailable, ...</summary>
+    /// <summary>Stable problem code: backend-denied, backend-key-not-found, backend-unavailable, ...</summary>
     public string Code => CodeOf(Error);
 
     /// <summary>The HTTP status the broker answers with for this error.</summary>
@@ -82,15 +82,15 @@ public sealed class KeyBackendException : Exception
 
     public static string CodeOf(BackendError error) => error switch
     {
-        BackendError.Denied => "backend_denied",
-        BackendError.KeyNotFound => "backend_key_not_found",
-        BackendError.Unavailable => "backend_unavailable",
-        BackendError.BadResponse => "backend_bad_response",
-        BackendError.Rejected => "backend_rejected",
-        BackendError.Conflict => "backend_conflict",
-        BackendError.ReleaseInvalid => "backend_release_invalid",
-        BackendError.Unsupported => "backend_unsupported",
-        _ => "backend_unavailable",
+        BackendError.Denied => "backend-denied",
+        BackendError.KeyNotFound => "backend-key-not-found",
+        BackendError.Unavailable => "backend-unavailable",
+        BackendError.BadResponse => "backend-bad-response",
+        BackendError.Rejected => "backend-rejected",
+        BackendError.Conflict => "backend-conflict",
+        BackendError.ReleaseInvalid => "backend-release-invalid",
+        BackendError.Unsupported => "backend-unsupported",
+        _ => "backend-unavailable",
     };
 
     /// <summary>The error for an HTTP status that is not a success.</summary>

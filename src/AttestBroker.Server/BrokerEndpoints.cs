@@ -94,6 +94,12 @@ public static class BrokerEndpoints
             return ([], new BrokerProblem(415, ProblemCodes.UnsupportedMediaType, "Unsupported media type", "send application/json"));
         }
 
+        return await ReadLimitedAsync(context, limit);
+    }
+
+    /// <summary>Reads a body of any media type of at most <paramref name="limit"/> bytes (413 beyond).</summary>
+    internal static async Task<(byte[] Body, BrokerProblem? Problem)> ReadLimitedAsync(HttpContext context, long limit)
+    {
         if (context.Request.ContentLength > limit)
         {
             return ([], TooLarge(limit));

@@ -128,7 +128,7 @@ public sealed class KeyVaultContractTests : StorageFixture
         _vault.Faults.Enqueue(("/unwrapkey", 403, null, """{"error":{"code":"Forbidden","message":"The user does not have keys unwrapKey permission"}}"""));
 
         var e = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_denied"));
+        Assert.That(e!.Code, Is.EqualTo("backend-denied"));
         Assert.That(e.HttpStatus, Is.EqualTo(503));
         Assert.That(e.Message, Does.Contain("Forbidden: The user does not have keys unwrapKey permission"));
     }
@@ -138,7 +138,7 @@ public sealed class KeyVaultContractTests : StorageFixture
     {
         var backend = new KeyVaultEnvelopeKeyBackend(Client(), Storage.Keys, "no-such-key");
         var e = Assert.ThrowsAsync<KeyBackendException>(() => backend.CreateAsync("k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_key_not_found"));
+        Assert.That(e!.Code, Is.EqualTo("backend-key-not-found"));
         Assert.That(e.Message, Does.Contain("KeyNotFound"));
     }
 
@@ -162,7 +162,7 @@ public sealed class KeyVaultContractTests : StorageFixture
         _vault.Faults.Enqueue(("/unwrapkey", 500, null, """{"error":{"code":"InternalServerError","message":"oops"}}"""));
 
         var e = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_unavailable"));
+        Assert.That(e!.Code, Is.EqualTo("backend-unavailable"));
         Assert.That(e.ServiceStatus, Is.EqualTo(500));
         Assert.That(_service.Count("POST", "/unwrapkey"), Is.EqualTo(2));
     }
@@ -174,11 +174,11 @@ public sealed class KeyVaultContractTests : StorageFixture
         await backend.CreateAsync("k");
         _vault.Faults.Enqueue(("/unwrapkey", 200, null, """{"kid":"x","value":"""));
         var bad = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(bad!.Code, Is.EqualTo("backend_bad_response"));
+        Assert.That(bad!.Code, Is.EqualTo("backend-bad-response"));
 
         _vault.Faults.Enqueue(("/unwrapkey", 0, null, string.Empty));
         var slow = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(slow!.Code, Is.EqualTo("backend_unavailable"));
+        Assert.That(slow!.Code, Is.EqualTo("backend-unavailable"));
     }
 
     [Test]
@@ -189,7 +189,7 @@ public sealed class KeyVaultContractTests : StorageFixture
         _vault.Faults.Enqueue(("/keys/model-kek", 401, null, """{"error":{"code":"Unauthorized","message":"no"}}"""));
         BackendHealth bad = await Envelope().CheckHealthAsync();
         Assert.That(bad.Healthy, Is.False);
-        Assert.That(bad.Detail, Does.StartWith("backend_denied"));
+        Assert.That(bad.Detail, Does.StartWith("backend-denied"));
     }
 
     [Test]
@@ -227,7 +227,7 @@ public sealed class KeyVaultContractTests : StorageFixture
         Assert.That(buffer, Is.EqualTo(key));
 
         var e = Assert.ThrowsAsync<KeyBackendException>(() => backend.GetForReleaseAsync("imported", new byte[32]));
-        Assert.That(e!.Code, Is.EqualTo("backend_unsupported"));
+        Assert.That(e!.Code, Is.EqualTo("backend-unsupported"));
     }
 
     [Test]
@@ -236,7 +236,7 @@ public sealed class KeyVaultContractTests : StorageFixture
         KeyVaultSecureKeyReleaseBackend backend = Skr(_ => Task.FromResult("eyJ.other-token.sig"));
         await backend.CreateAsync("k");
         var e = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_denied"));
+        Assert.That(e!.Code, Is.EqualTo("backend-denied"));
         Assert.That(e.Message, Does.Contain("attestation statement cannot be verified"));
     }
 
@@ -249,7 +249,7 @@ public sealed class KeyVaultContractTests : StorageFixture
         _vault.SigningKeyOverride = other;
         byte[] buffer = Enumerable.Repeat((byte)0x55, 32).ToArray();
         var e = Assert.ThrowsAsync<KeyBackendException>(() => backend.GetForReleaseAsync("k", buffer));
-        Assert.That(e!.Code, Is.EqualTo("backend_release_invalid"));
+        Assert.That(e!.Code, Is.EqualTo("backend-release-invalid"));
         Assert.That(e.Message, Does.Contain("signature does not verify"));
         Assert.That(buffer, Is.All.EqualTo((byte)0x55), "nothing was written");
     }
@@ -264,7 +264,7 @@ public sealed class KeyVaultContractTests : StorageFixture
         KeyVaultSecureKeyReleaseBackend backend = Skr(_ => Task.FromResult(_vault.AcceptedToken), [otherRoot]);
         await backend.CreateAsync("k");
         var e = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_release_invalid"));
+        Assert.That(e!.Code, Is.EqualTo("backend-release-invalid"));
         Assert.That(e.Message, Does.Contain("does not verify to a trusted root"));
     }
 

@@ -127,7 +127,7 @@ public sealed class KubernetesSecretsContractTests
         _api.ConcurrentWriters.Enqueue(name);
         _api.ConcurrentWriters.Enqueue(name);
         var e = Assert.ThrowsAsync<KeyBackendException>(() => backend.EnableAsync("k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_conflict"));
+        Assert.That(e!.Code, Is.EqualTo("backend-conflict"));
     }
 
     [Test]
@@ -139,7 +139,7 @@ public sealed class KubernetesSecretsContractTests
 
         _api.Faults.Enqueue((name, 403, null));
         var denied = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(denied!.Code, Is.EqualTo("backend_denied"));
+        Assert.That(denied!.Code, Is.EqualTo("backend-denied"));
 
         _api.Faults.Enqueue((name, 429, "1"));
         _api.Faults.Enqueue((name, 500, null));
@@ -152,7 +152,7 @@ public sealed class KubernetesSecretsContractTests
         }
 
         var down = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(down!.Code, Is.EqualTo("backend_unavailable"));
+        Assert.That(down!.Code, Is.EqualTo("backend-unavailable"));
 
         var missing = Assert.ThrowsAsync<KeyStoreException>(() => ReleaseAsync(backend, "nope"));
         Assert.That(missing!.Error, Is.EqualTo(KeyError.NotFound));
@@ -170,6 +170,6 @@ public sealed class KubernetesSecretsContractTests
         _api.Faults.Enqueue(("/secrets", 403, null));
         BackendHealth bad = await backend.CheckHealthAsync();
         Assert.That(bad.Healthy, Is.False);
-        Assert.That(bad.Detail, Does.StartWith("backend_denied"));
+        Assert.That(bad.Detail, Does.StartWith("backend-denied"));
     }
 }

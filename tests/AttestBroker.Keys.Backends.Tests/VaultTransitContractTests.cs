@@ -138,7 +138,7 @@ public sealed class VaultTransitContractTests : StorageFixture
         var e = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
         Assert.Multiple(() =>
         {
-            Assert.That(e!.Code, Is.EqualTo("backend_denied"));
+            Assert.That(e!.Code, Is.EqualTo("backend-denied"));
             Assert.That(e.HttpStatus, Is.EqualTo(503));
             Assert.That(e.ServiceStatus, Is.EqualTo(403));
             Assert.That(e.Message, Does.Contain("permission denied"));
@@ -152,7 +152,7 @@ public sealed class VaultTransitContractTests : StorageFixture
         _vault.Faults.Enqueue(("/datakey/", 404, null, """{"errors":["encryption key not found"]}"""));
 
         var e = Assert.ThrowsAsync<KeyBackendException>(() => backend.CreateAsync("k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_key_not_found"));
+        Assert.That(e!.Code, Is.EqualTo("backend-key-not-found"));
         Assert.That(e.Message, Does.Contain("encryption key not found"));
         Assert.That(await Storage.Keys.GetAsync("k"), Is.Null);
     }
@@ -183,7 +183,7 @@ public sealed class VaultTransitContractTests : StorageFixture
         }
 
         var e = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_unavailable"));
+        Assert.That(e!.Code, Is.EqualTo("backend-unavailable"));
         Assert.That(e.Message, Does.Contain("Vault is sealed"));
         Assert.That(_service.Count("POST", "/decrypt/"), Is.EqualTo(2 + 3));
     }
@@ -197,7 +197,7 @@ public sealed class VaultTransitContractTests : StorageFixture
         byte[] buffer = Enumerable.Repeat((byte)0xAA, 32).ToArray();
 
         var e = Assert.ThrowsAsync<KeyBackendException>(() => backend.GetForReleaseAsync("k", buffer));
-        Assert.That(e!.Code, Is.EqualTo("backend_bad_response"));
+        Assert.That(e!.Code, Is.EqualTo("backend-bad-response"));
         Assert.That(buffer, Is.All.EqualTo((byte)0));
     }
 
@@ -225,7 +225,7 @@ public sealed class VaultTransitContractTests : StorageFixture
         _vault.Faults.Enqueue(("/decrypt/", 0, null, string.Empty));
 
         var e = Assert.ThrowsAsync<KeyBackendException>(() => ReleaseAsync(backend, "k"));
-        Assert.That(e!.Code, Is.EqualTo("backend_unavailable"));
+        Assert.That(e!.Code, Is.EqualTo("backend-unavailable"));
         Assert.That(e.Message, Does.Contain("no answer within 1.5 s after 2 attempts"));
     }
 
@@ -303,7 +303,7 @@ public sealed class VaultTransitContractTests : StorageFixture
         _vault.Faults.Enqueue(("/keys/", 403, null, """{"errors":["permission denied"]}"""));
         BackendHealth denied = await backend.CheckHealthAsync();
         Assert.That(denied.Healthy, Is.False);
-        Assert.That(denied.Detail, Does.StartWith("backend_denied"));
+        Assert.That(denied.Detail, Does.StartWith("backend-denied"));
     }
 
     [Test]

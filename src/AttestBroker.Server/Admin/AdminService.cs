@@ -186,7 +186,7 @@ public sealed class AdminService
             return UnsupportedMediaType("application/yaml or application/json");
         }
 
-        var (bytes, tooLarge) = await ReadAllAsync(context, _options.MaxRequestBodyBytes, ct).ConfigureAwait(false);
+        var (bytes, tooLarge) = await BrokerEndpoints.ReadLimitedAsync(context, _options.MaxRequestBodyBytes).ConfigureAwait(false);
         if (tooLarge is not null)
         {
             return tooLarge;
@@ -594,38 +594,6 @@ public sealed class AdminService
 
         return o;
     }
-
-    internal static async Task<(byte[] Body, BrokerProblem? Problem)> ReadAllAsync(HttpContext context, long limit, CancellationToken ct)
-    {
-        if (context.Request.ContentLength > limit)
-        {
-            return ([], TooLarge(limit));
-        }
-
-        using var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        try
-        {
-            int read;
-            while ((read = await context.Request.Body.ReadAsync(chunk, ct).ConfigureAwait(false)) > 0)
-            {
-                if (buffer.Length + read > limit)
-                {
-                    return ([], TooLarge(limit));
-                }
-
-                buffer.Write(chunk, 0, read);
-            }
-        }
-        catch (BadHttpRequestException ex) when (ex.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return ([], TooLarge(limit));
-        }
-
-        return (buffer.ToArray(), null);
-    }
-
-    private static BrokerProblem TooLarge(long limit) => new(StatusCodes.Status413PayloadTooLarge, ProblemCodes.BodyTooLarge, "Body too large", $"the request body exceeds {limit} bytes");
 
     internal static BrokerProblem UnsupportedMediaType(string expected) =>
         new(StatusCodes.Status415UnsupportedMediaType, ProblemCodes.UnsupportedMediaType, "Unsupported media type", "send " + expected);
