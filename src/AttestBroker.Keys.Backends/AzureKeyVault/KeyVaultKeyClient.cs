@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Text;
 using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json;
 using Azure;
 using Azure.Core;
@@ -397,6 +396,4 @@ public sealed class KeyVaultKeyClient
         new(BackendError.BadResponse, _backend, $"Key Vault {operation} answered with {what}");
 
     public override string ToString() => $"KeyVaultKeyClient {{ {_options} }}";
-
-    internal static string Utf8(ReadOnlySpan<byte> b) => Encoding.UTF8.GetString(b);
 }

@@ -141,8 +141,7 @@ public sealed partial class VaultTransitClient : IDisposable
     /// <summary>POST {mount}/keys/{key}/rotate, then reads the key: returns its newest version.</summary>
     public async Task<int> RotateKeyAsync(CancellationToken cancellationToken = default)
     {
-        byte[] response = await SendAsync(HttpMethod.Post, $"{_options.Mount}/keys/{_options.KeyName}/rotate", [], "rotate", cancellationToken).ConfigureAwait(false);
-        _ = response;
+        _ = await SendAsync(HttpMethod.Post, $"{_options.Mount}/keys/{_options.KeyName}/rotate", [], "rotate", cancellationToken).ConfigureAwait(false);
         return (await ReadKeyAsync(cancellationToken).ConfigureAwait(false)).LatestVersion;
     }
 
