@@ -93,6 +93,23 @@ public sealed class PodSecurityTests
         });
     }
 
+    [Test]
+    public void The_node_helper_daemonset_meets_restricted_apart_from_its_one_hostpath_onto_the_node_tmpfs()
+    {
+        var objects = Rendered.File("examples/node-helper-daemonset.yaml");
+        var ds = objects.Single(o => o.Kind() == "DaemonSet");
+        var hostPaths = (ds.PodSpec()!["volumes"] as JsonArray)!.OfType<JsonObject>().Where(v => v["hostPath"] is not null).ToList();
+        var problems = RestrictedViolations(ds).Where(p => p != $"{ds.Describe()}: volume node-models of kind hostPath").ToList();
+        var ns = objects.Single(o => o.Kind() == "Namespace");
+        Assert.Multiple(() =>
+        {
+            Assert.That(problems, Is.Empty, string.Join("; ", problems));
+            Assert.That(hostPaths.Select(v => (string?)v["hostPath"]?["path"]), Is.EqualTo(new[] { "/run/attestbroker/models" }));
+            Assert.That((string?)ns["metadata"]?["labels"]?["pod-security.kubernetes.io/warn"], Is.EqualTo("restricted"));
+            Assert.That(ds.PodSpec()!.Containers().All(c => c.Container["securityContext"]?["readOnlyRootFilesystem"]?.GetValue<bool>() == true), Is.True);
+        });
+    }
+
     internal static JsonObject BrokerContainer(IReadOnlyList<JsonObject> objects) =>
         objects.Single(o => o.Kind() == "Deployment" && o.Name() == "attestbroker").PodSpec()!.Containers()
             .Single(c => c.List == "containers" && (string?)c.Container["name"] == "broker").Container;
