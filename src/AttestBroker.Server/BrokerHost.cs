@@ -90,7 +90,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             disposables.Add(nonces);
             var signer = data.LoadTokenSigner();
             disposables.Add(signer);
-            var verifiers = BuildVerifiers(options, disposables, time);
+            var verifiers = BuildVerifiers(options, disposables, time, data.Storage.Collateral);
             var admin = Admin.AdminSetup.Create(options.Admin, data.Directory, time);
             disposables.Add(admin);
             await data.LoadPolicyDirectoryAsync(time.GetUtcNow(), cancellationToken);
@@ -252,7 +252,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         await problem.ToResult().ExecuteAsync(context);
     }
 
-    private static VerifierSet BuildVerifiers(BrokerOptions options, List<IDisposable> disposables, TimeProvider time)
+    private static VerifierSet BuildVerifiers(BrokerOptions options, List<IDisposable> disposables, TimeProvider time, ICollateralStore collateralStore)
     {
         var trust = TrustStore.Production;
         if (options.TrustSimulatorPkiDirectory is { } sim)
@@ -282,7 +282,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
         IEvidenceVerifier tdx, snp;
         if (options.FetchCollateral)
         {
-            var fetch = new CollateralFetchOptions { CacheDirectory = Path.Combine(Path.GetFullPath(options.DataDirectory), "collateral-cache") };
+            var fetch = new CollateralFetchOptions();
             var http = new HttpClient();
             disposables.Add(http);
             if (options.IntelPcsUrl is { } pcs)
@@ -300,8 +300,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
                 fetch.AmdKdsBaseUrl = new Uri(kds);
             }
 
-            // The broker's clock decides freshness of cached collateral, as it decides the verification time.
-            var cache = new CollateralHttpCache(http, fetch, time);
+            // The broker's clock decides freshness of cached collateral, as it decides the verification time. Fetched
+            // responses are kept in the database, so every replica on it serves what one of them fetched.
+            var cache = new CollateralHttpCache(http, fetch, time, new DatabaseCollateralStore(collateralStore));
             tdx = new TdxVerifier(new TdxPcsCollateralProvider(cache, fetch.IntelPcsBaseUrl, fetch.IntelCertificatesBaseUrl, tdxFiles));
             snp = new SnpVerifier(new SnpKdsCertificateProvider(cache, fetch.AmdKdsBaseUrl, snpFiles));
         }

@@ -99,3 +99,45 @@ public sealed class The_collateral_service_down
         Assert.That(rows.Count(r => (string?)r.Event["decision"] == "granted"), Is.EqualTo(2));
     }
 }
+
+[TestFixture]
+[NonParallelizable]
+public sealed class Collateral_fetched_by_one_replica
+{
+    [Test]
+    public async Task Is_served_by_the_others_from_the_database_while_the_collateral_service_is_down()
+    {
+        var cs = ReplicaCluster.RequirePostgres();
+        var simTime = new ManualTime(BrokerTestEnvironment.Issued.AddHours(1));
+        await using var pcs = await SimCollateralService.StartAsync(Assembly.Env, simTime);
+        await using var cluster = await ReplicaCluster.StartAsync(Assembly.Env, cs, count: 2, extra: new Dictionary<string, string?>
+        {
+            ["Broker:FetchCollateral"] = "true",
+            ["Broker:IntelPcsUrl"] = pcs.BaseUri.AbsoluteUri,
+            ["Broker:AmdKdsUrl"] = pcs.BaseUri.AbsoluteUri,
+            ["Broker:CollateralPaths:0"] = null,
+        });
+
+        var first = await A_key_backend_down.AttestOnceAsync(cluster, cluster.Replicas[0]);
+        Assert.That(first.Status, Is.EqualTo(200), "replica 0 fetched the collateral from the PCS: " + first.Body?.ToJsonString());
+
+        await pcs.StopAsync();
+        var second = await A_key_backend_down.AttestOnceAsync(cluster, cluster.Replicas[1]);
+        Assert.That(second.Status, Is.EqualTo(200), "replica 1 never fetched; the PCS is down; the database holds what replica 0 fetched: " + second.Body?.ToJsonString());
+
+        // A pod started after the PCS went down (empty memory, empty data directory) serves it too.
+        await using var late = await cluster.StartReplicaAsync(5);
+        var third = await A_key_backend_down.AttestOnceAsync(cluster, late);
+        Assert.That(third.Status, Is.EqualTo(200), third.Body?.ToJsonString());
+        Assert.That(Directory.Exists(Path.Combine(cluster.Root, "replica-1", "collateral-cache")), Is.False, "nothing is cached per replica on disk");
+
+        // Past the collateral's validity the stored rows are stale: refused, not served.
+        cluster.Time.Advance(TimeSpan.FromDays(31));
+        var (status, body) = await A_key_backend_down.AttestOnceAsync(cluster, cluster.Replicas[1]);
+        Assert.That(status, Is.EqualTo(503), body?.ToJsonString());
+        Assert.That((string?)body?["type"], Is.EqualTo("urn:attestbroker:problem:collateral-unavailable"));
+
+        var rows = await cluster.Db.Storage.Collateral.PurgeStaleAsync(DateTimeOffset.MaxValue);
+        Assert.That(rows, Is.GreaterThanOrEqualTo(4), "TCB Info, QE Identity, the PCK CRL and the root CA CRL are rows of the shared database");
+    }
+}
