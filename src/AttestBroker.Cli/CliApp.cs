@@ -11,6 +11,7 @@ public static class CliApp
         var root = new RootCommand("AttestBroker: verify TEE evidence, release model keys to attested pods, and decrypt models into memory.");
         root.Subcommands.Add(VerifyCommand.Create());
         root.Subcommands.Add(ModelCommands.Create());
+        root.Subcommands.Add(NodeCommand.Create());
         root.Subcommands.Add(PolicyCommand.Create());
         root.Subcommands.Add(ServeCommand.Create());
         root.Subcommands.Add(DbCommand.Create());
