@@ -91,7 +91,8 @@ public sealed partial class BrokerHost : IAsyncDisposable
             var signer = data.LoadTokenSigner();
             disposables.Add(signer);
             var verifiers = BuildVerifiers(options, disposables, time, data.Storage.Collateral);
-            var admin = Admin.AdminSetup.Create(options.Admin, data.Directory, time);
+            var secrets = options.Secrets ?? new BrokerSecretsOptions();
+            var admin = Admin.AdminSetup.Create(options.Admin, data.Directory, time, secrets: secrets, sharedSecretsRequired: (options.Storage ?? new BrokerStorageOptions()).IsPostgres && !secrets.AllowGeneratedSecrets);
             disposables.Add(admin);
             await data.LoadPolicyDirectoryAsync(time.GetUtcNow(), cancellationToken);
             var kubernetesClient = BrokerKubernetes.CreateClient(options);

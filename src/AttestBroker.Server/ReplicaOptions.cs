@@ -58,10 +58,11 @@ public sealed class BrokerStorageOptions
 }
 
 /// <summary>
-/// Where the broker's secrets come from ("Broker:Secrets"): the KEK that wraps model keys, the challenge MAC secret
-/// and the token-signing key. By default they live in the data directory and are made on the first start. Replicas
-/// on one database must share all three, so a PostgreSQL-backed broker refuses to start unless each is given by the
-/// operator (an existing file or directory, or an environment variable), or <see cref="AllowGeneratedSecrets"/> is set.
+/// Where the broker's secrets come from ("Broker:Secrets"): the KEK that wraps model keys, the challenge MAC secret,
+/// the token-signing key, and the admin API's audit-head and local admin signing keys. By default they live in the
+/// data directory and are made on the first start. Replicas on one database must share them, so a PostgreSQL-backed
+/// broker refuses to start unless each is given by the operator (an existing file or directory, or an environment
+/// variable; the admin signing key only when the local admin signer is on), or <see cref="AllowGeneratedSecrets"/> is set.
 /// </summary>
 public sealed class BrokerSecretsOptions
 {
@@ -82,6 +83,15 @@ public sealed class BrokerSecretsOptions
 
     /// <summary>Environment variable holding the token-signing key as PKCS#8 PEM or base64 DER; wins over <see cref="TokenSigningKeyFile"/>.</summary>
     public string? TokenSigningKeyEnvironmentVariable { get; set; }
+
+    /// <summary>
+    /// The admin API's local token-signing key (P-256 PKCS#8 DER or PEM, 0600); default <c>&lt;data&gt;/admin-signing.key</c>.
+    /// Given explicitly, it must exist. Needed on a PostgreSQL broker only when Broker:Admin:LocalSigner is true.
+    /// </summary>
+    public string? AdminSigningKeyFile { get; set; }
+
+    /// <summary>The key that signs the audit chain heads (P-256 PKCS#8 DER or PEM, 0600); default <c>&lt;data&gt;/audit-head.key</c>. Given explicitly, it must exist.</summary>
+    public string? AuditHeadKeyFile { get; set; }
 
     /// <summary>Let a PostgreSQL-backed broker make its own secrets in its data directory (one replica only: others could not open its keys, challenges or tokens).</summary>
     public bool AllowGeneratedSecrets { get; set; }

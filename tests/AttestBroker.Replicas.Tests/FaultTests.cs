@@ -229,6 +229,8 @@ public sealed class Start_up_on_PostgreSQL
     [TestCase("Broker:Secrets:KekDirectory", "the KEK")]
     [TestCase("Broker:Secrets:NonceSecretFile", "the challenge MAC secret")]
     [TestCase("Broker:Secrets:TokenSigningKeyFile", "the token-signing key")]
+    [TestCase("Broker:Secrets:AuditHeadKeyFile", "the audit-head key")]
+    [TestCase("Broker:Secrets:AdminSigningKeyFile", "the local admin signing key")]
     public async Task A_broker_whose_secret_would_be_made_per_replica_refuses_to_start_and_names_it(string setting, string named)
     {
         var cs = ReplicaCluster.RequirePostgres();

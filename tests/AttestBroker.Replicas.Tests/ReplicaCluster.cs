@@ -13,8 +13,8 @@ namespace AttestBroker.Replicas.Tests;
 
 /// <summary>
 /// Several brokers (BrokerHost over HTTPS on 127.0.0.1, each with its own data directory and its own connection
-/// pool) on one PostgreSQL schema, sharing the KEK, the challenge MAC secret and the token-signing key through
-/// files, as docs/server.md tells operators to. <see cref="Db"/> is one more opening of the same database (as an
+/// pool) on one PostgreSQL schema, sharing the KEK, the challenge MAC secret, the token-signing key and the admin
+/// API's audit-head key (PKCS#8 DER) and local admin signing key (PKCS#8 PEM) through files, as docs/server.md tells operators to. <see cref="Db"/> is one more opening of the same database (as an
 /// admin would), used to seed keys and policies, change them and read the audit log.
 /// </summary>
 internal sealed class ReplicaCluster : IAsyncDisposable
@@ -83,6 +83,13 @@ internal sealed class ReplicaCluster : IAsyncDisposable
             WriteSecret(Path.Combine(shared, "token-signing.key"), signing.ExportPkcs8PrivateKey());
         }
 
+        using (var head = ECDsa.Create(ECCurve.NamedCurves.nistP256))
+        using (var admin = ECDsa.Create(ECCurve.NamedCurves.nistP256))
+        {
+            WriteSecret(Path.Combine(shared, "audit-head.key"), head.ExportPkcs8PrivateKey());
+            WriteSecret(Path.Combine(shared, "admin-signing.key"), Encoding.ASCII.GetBytes(admin.ExportPkcs8PrivateKeyPem()));
+        }
+
         var kekDir = Path.Combine(shared, "kek");
         CreatePrivateDirectory(kekDir);
         WriteSecret(Path.Combine(kekDir, "kek-v1.bin"), RandomNumberGenerator.GetBytes(32));
@@ -113,6 +120,8 @@ internal sealed class ReplicaCluster : IAsyncDisposable
             ["Broker:Secrets:KekDirectory"] = kekDir,
             ["Broker:Secrets:NonceSecretFile"] = Path.Combine(shared, "nonce.key"),
             ["Broker:Secrets:TokenSigningKeyFile"] = Path.Combine(shared, "token-signing.key"),
+            ["Broker:Secrets:AuditHeadKeyFile"] = Path.Combine(shared, "audit-head.key"),
+            ["Broker:Secrets:AdminSigningKeyFile"] = Path.Combine(shared, "admin-signing.key"),
             // Errors only: each replica would otherwise repeat the simulated-roots warning.
             ["Logging:LogLevel:Default"] = "Error",
             // A request failing on a stopped database is answered with a 503 problem; its stack trace is not wanted in the test log.

@@ -2,10 +2,11 @@ using System.Security.Cryptography;
 
 namespace AttestBroker.Server.Admin;
 
-/// <summary>The admin API's P-256 private keys in the data directory (<c>admin-signing.key</c>, <c>audit-head.key</c>).</summary>
+/// <summary>The admin API's P-256 private keys (<c>admin-signing.key</c>, <c>audit-head.key</c>): in the data directory, or files the operator shares with every replica.</summary>
 internal static class AdminKeyFiles
 {
     private const int MaxPkcs8Length = 4096;
+    private const string P256Oid = "1.2.840.10045.3.1.7";
 
     /// <summary>
     /// Loads a PKCS#8 P-256 private key, creating the file (0600) on first use. Group/other-accessible files and
@@ -18,11 +19,78 @@ internal static class AdminKeyFiles
             using var fresh = ECDsa.Create(ECCurve.NamedCurves.nistP256);
             return fresh.ExportPkcs8PrivateKey();
         });
+        try
+        {
+            return FromPkcs8(der, path);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(der);
+        }
+    }
+
+    /// <summary>
+    /// Loads a P-256 private key from a file the operator made and shares with every replica (named by
+    /// <paramref name="setting"/>); never creates it. PKCS#8 DER (what <c>openssl genpkey -algorithm EC -pkeyopt
+    /// ec_paramgen_curve:P-256 -outform DER</c> writes) or a PEM "PRIVATE KEY" block of it. The file is refused when it
+    /// does not exist, is a symbolic link or is readable by group or others.
+    /// </summary>
+    public static ECDsa LoadExistingP256(string path, string setting)
+    {
+        var bytes = SecretFiles.ReadOrCreate(path, MaxPkcs8Length, () => throw new BrokerStartupException(
+            $"{setting} {path} does not exist; create it once (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER, mode 0600) and share it with every replica"));
+        byte[] der = [];
+        try
+        {
+            der = IsPem(bytes) ? PemPkcs8(bytes, path) : bytes;
+            return FromPkcs8(der, path);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(der);
+            CryptographicOperations.ZeroMemory(bytes);
+        }
+    }
+
+    private static bool IsPem(ReadOnlySpan<byte> bytes)
+    {
+        var trimmed = bytes.TrimStart(" \t\r\n"u8);
+        return trimmed.StartsWith("-----BEGIN"u8);
+    }
+
+    private static byte[] PemPkcs8(byte[] bytes, string path)
+    {
+        var chars = new char[bytes.Length];
+        try
+        {
+            for (var i = 0; i < bytes.Length; i++)
+            {
+                chars[i] = bytes[i] < 0x80 ? (char)bytes[i] : '\0';
+            }
+
+            if (!PemEncoding.TryFind(chars, out var fields) || !chars.AsSpan(fields.Label).SequenceEqual("PRIVATE KEY"))
+            {
+                throw new BrokerStartupException($"{path} must hold a PKCS#8 \"PRIVATE KEY\" PEM block or PKCS#8 DER");
+            }
+
+            var der = new byte[fields.DecodedDataLength];
+            return Convert.TryFromBase64Chars(chars.AsSpan(fields.Base64Data), der, out var written) && written == der.Length
+                ? der
+                : throw new BrokerStartupException($"{path} holds a PEM block that is not valid base64");
+        }
+        finally
+        {
+            Array.Clear(chars);
+        }
+    }
+
+    private static ECDsa FromPkcs8(ReadOnlySpan<byte> der, string path)
+    {
         var key = ECDsa.Create();
         try
         {
             key.ImportPkcs8PrivateKey(der, out var read);
-            if (read != der.Length || key.KeySize != 256)
+            if (read != der.Length || key.KeySize != 256 || key.ExportParameters(false).Curve.Oid?.Value != P256Oid)
             {
                 throw new BrokerStartupException($"{path} must hold exactly one PKCS#8 ECDSA P-256 private key");
             }
@@ -38,10 +106,6 @@ internal static class AdminKeyFiles
         {
             key.Dispose();
             throw;
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(der);
         }
     }
 }

@@ -44,17 +44,49 @@ public sealed class AdminSetup : IDisposable
 
     public TimeProvider Time { get; }
 
-    /// <summary>Loads or creates the keys; every failure is a <see cref="BrokerStartupException"/> naming the setting or file.</summary>
-    public static AdminSetup Create(AdminOptions options, string dataDirectory, TimeProvider time, HttpMessageHandler? oidcHandler = null)
+    /// <summary>
+    /// Loads or creates the keys; every failure is a <see cref="BrokerStartupException"/> naming the setting or file.
+    /// The admin-signing and audit-head keys come from <c>Broker:Secrets:AdminSigningKeyFile</c> /
+    /// <c>AuditHeadKeyFile</c> when set (existing files, never created), else from the data directory (made on first
+    /// use). With <paramref name="sharedSecretsRequired"/> (a PostgreSQL broker without AllowGeneratedSecrets), a key
+    /// that would be made per replica stops the start: the audit-head key always (one key signs the shared chain's
+    /// heads), the admin-signing key when <see cref="AdminOptions.LocalSigner"/> is on.
+    /// </summary>
+    public static AdminSetup Create(AdminOptions options, string dataDirectory, TimeProvider time, HttpMessageHandler? oidcHandler = null, BrokerSecretsOptions? secrets = null, bool sharedSecretsRequired = false)
     {
         ArgumentNullException.ThrowIfNull(options);
+        var adminSigningFile = string.IsNullOrWhiteSpace(secrets?.AdminSigningKeyFile) ? null : secrets.AdminSigningKeyFile;
+        var auditHeadFile = string.IsNullOrWhiteSpace(secrets?.AuditHeadKeyFile) ? null : secrets.AuditHeadKeyFile;
+        if (sharedSecretsRequired)
+        {
+            var missing = new List<string>();
+            if (auditHeadFile is null)
+            {
+                missing.Add("the audit-head key (Broker:Secrets:AuditHeadKeyFile)");
+            }
+
+            if (options.LocalSigner && adminSigningFile is null)
+            {
+                missing.Add("the local admin signing key (Broker:Secrets:AdminSigningKeyFile, or Broker:Admin:LocalSigner=false)");
+            }
+
+            if (missing.Count > 0)
+            {
+                throw new BrokerStartupException(
+                    "a PostgreSQL-backed broker must use secrets shared by every replica, but these would be generated locally: " + string.Join("; ", missing) +
+                    ". Give them (see docs/server.md, Replicas), or set Broker:Secrets:AllowGeneratedSecrets=true for a single replica");
+            }
+        }
+
         var owned = new List<IDisposable>();
         var sources = new List<IAdminKeySource>();
         try
         {
             if (options.LocalSigner)
             {
-                var local = AdminTokens.LoadOrCreateLocalKey(dataDirectory);
+                var local = adminSigningFile is not null
+                    ? AdminKeyFiles.LoadExistingP256(adminSigningFile, "Broker:Secrets:AdminSigningKeyFile")
+                    : AdminTokens.LoadOrCreateLocalKey(dataDirectory);
                 var source = new StaticAdminKeySource(AdminTokens.LocalIssuer, [AdminVerificationKey.FromEcdsa(local)]);
                 owned.Add(source);
                 sources.Add(source);
@@ -88,7 +120,9 @@ public sealed class AdminSetup : IDisposable
                 sources.Add(oidc);
             }
 
-            var headKey = AdminKeyFiles.LoadOrCreateP256(Path.Combine(dataDirectory, AuditHeadKeyFile));
+            var headKey = auditHeadFile is not null
+                ? AdminKeyFiles.LoadExistingP256(auditHeadFile, "Broker:Secrets:AuditHeadKeyFile")
+                : AdminKeyFiles.LoadOrCreateP256(Path.Combine(dataDirectory, AuditHeadKeyFile));
             owned.Add(headKey);
             return new AdminSetup(options, sources, headKey, owned, time);
         }
