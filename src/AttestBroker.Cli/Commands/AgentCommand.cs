@@ -108,33 +108,11 @@ internal static class AgentCommand
                 throw new CliUsageException($"--broker: \"{parse.GetValue(broker)}\" is not an absolute URL");
             }
 
-            X509Certificate2Collection? trusted = null;
-            if (parse.GetValue(caCert) is { } caFile)
-            {
-                try
-                {
-                    trusted = BrokerClient.LoadTrustedCertificates(caFile);
-                }
-                catch (ArgumentException ex)
-                {
-                    throw new CliUsageException("--ca-cert: " + ex.Message);
-                }
-            }
-
+            var trusted = LoadTrustedCertificates(parse.GetValue(caCert));
             IEvidenceProvider provider;
             try
             {
-                TeeKind? simTee = TeeKindNames.TryParse(parse.GetValue(tee), out var t) ? t : null;
-                if (simTee is not null && parse.GetValue(evidence)?.StartsWith("sim:", StringComparison.Ordinal) != true)
-                {
-                    throw new CliUsageException("--tee applies to --evidence sim:URL only (other providers report their TEE themselves)");
-                }
-
-                provider = EvidenceProviders.Create(parse.GetValue(evidence), simTee);
-            }
-            catch (EvidenceProviderException ex) when (ex.Error == EvidenceProviderError.InvalidRequest)
-            {
-                throw new CliUsageException(ex.Message);
+                provider = CreateEvidenceProvider(parse.GetValue(evidence), parse.GetValue(tee));
             }
             catch (EvidenceProviderException ex)
             {
@@ -237,7 +215,48 @@ internal static class AgentCommand
         return files;
     }
 
-    private static string? ReadServiceAccountToken(string? file)
+    /// <summary>The certificates of <c>--ca-cert</c> (null when not given); a bad file is a usage error.</summary>
+    internal static X509Certificate2Collection? LoadTrustedCertificates(string? caFile)
+    {
+        if (caFile is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return BrokerClient.LoadTrustedCertificates(caFile);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new CliUsageException("--ca-cert: " + ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// The provider of <c>--evidence</c> (detected when null) with <c>--tee</c> for the simulator. A request the provider
+    /// refuses as such is a usage error; other provider failures are thrown as <see cref="EvidenceProviderException"/>.
+    /// </summary>
+    internal static IEvidenceProvider CreateEvidenceProvider(string? evidence, string? tee)
+    {
+        try
+        {
+            TeeKind? simTee = TeeKindNames.TryParse(tee, out var t) ? t : null;
+            if (simTee is not null && evidence?.StartsWith("sim:", StringComparison.Ordinal) != true)
+            {
+                throw new CliUsageException("--tee applies to --evidence sim:URL only (other providers report their TEE themselves)");
+            }
+
+            return EvidenceProviders.Create(evidence, simTee);
+        }
+        catch (EvidenceProviderException ex) when (ex.Error == EvidenceProviderError.InvalidRequest)
+        {
+            throw new CliUsageException(ex.Message);
+        }
+    }
+
+    /// <summary>The token of <c>--service-account-token-file</c>, or of the projected default path when present; null when neither.</summary>
+    internal static string? ReadServiceAccountToken(string? file)
     {
         var path = file ?? (File.Exists(DefaultServiceAccountTokenFile) ? DefaultServiceAccountTokenFile : null);
         if (path is null)

@@ -139,7 +139,7 @@ internal sealed class ModelKeySource
     private async Task<ModelKey> FetchFromBrokerAsync(ParseResult parse, string keyId, TextWriter error, CancellationToken cancellationToken)
     {
         var brokerUrl = new Uri(parse.GetValue(_broker)!, UriKind.Absolute);
-        var request = new KeyFetchRequest { KeyIds = [keyId], ServiceAccountToken = ReadServiceAccountToken(parse.GetValue(_saToken)) };
+        var request = new KeyFetchRequest { KeyIds = [keyId], ServiceAccountToken = AgentCommand.ReadServiceAccountToken(parse.GetValue(_saToken)) };
         try
         {
             request.Validate();
@@ -149,33 +149,11 @@ internal sealed class ModelKeySource
             throw new CliUsageException("--key-id: " + ex.Message);
         }
 
-        X509Certificate2Collection? trusted = null;
-        if (parse.GetValue(_caCert) is { } caFile)
-        {
-            try
-            {
-                trusted = BrokerClient.LoadTrustedCertificates(caFile);
-            }
-            catch (ArgumentException ex)
-            {
-                throw new CliUsageException("--ca-cert: " + ex.Message);
-            }
-        }
-
+        var trusted = AgentCommand.LoadTrustedCertificates(parse.GetValue(_caCert));
         IEvidenceProvider provider;
         try
         {
-            TeeKind? simTee = TeeKindNames.TryParse(parse.GetValue(_tee), out var t) ? t : null;
-            if (simTee is not null && parse.GetValue(_evidence)?.StartsWith("sim:", StringComparison.Ordinal) != true)
-            {
-                throw new CliUsageException("--tee applies to --evidence sim:URL only (other providers report their TEE themselves)");
-            }
-
-            provider = EvidenceProviders.Create(parse.GetValue(_evidence), simTee);
-        }
-        catch (EvidenceProviderException ex) when (ex.Error == EvidenceProviderError.InvalidRequest)
-        {
-            throw new CliUsageException(ex.Message);
+            provider = AgentCommand.CreateEvidenceProvider(parse.GetValue(_evidence), parse.GetValue(_tee));
         }
         catch (EvidenceProviderException ex)
         {
@@ -233,31 +211,6 @@ internal sealed class ModelKeySource
                     throw new KeyReleaseException(ExitCodes.Failure, $"the broker released key \"{keyId}\" but it is not a model key: {ex.Message}");
                 }
             }
-        }
-    }
-
-    private static string? ReadServiceAccountToken(string? file)
-    {
-        var path = file ?? (File.Exists(AgentCommand.DefaultServiceAccountTokenFile) ? AgentCommand.DefaultServiceAccountTokenFile : null);
-        if (path is null)
-        {
-            return null;
-        }
-
-        try
-        {
-            var info = new FileInfo(path);
-            if (info.Exists && info.Length > 64 * 1024)
-            {
-                throw new CliUsageException($"--service-account-token-file: {path} is larger than 64 KiB");
-            }
-
-            var token = File.ReadAllText(path).Trim();
-            return token.Length == 0 ? throw new CliUsageException($"--service-account-token-file: {path} is empty") : token;
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new CliUsageException($"--service-account-token-file: {ex.Message}");
         }
     }
 }
