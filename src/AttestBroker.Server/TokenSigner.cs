@@ -69,7 +69,17 @@ public sealed class TokenSigner : IDisposable
         var key = ECDsa.Create();
         try
         {
-            key.ImportPkcs8PrivateKey(der, out var read);
+            int read;
+            try
+            {
+                key.ImportPkcs8PrivateKey(der, out read);
+            }
+            catch (CryptographicException)
+            {
+                // OpenSSL 3's genpkey -outform DER (docs/deploy.md) writes SEC 1 ECPrivateKey (RFC 5915), not PKCS#8.
+                key.ImportECPrivateKey(der, out read);
+            }
+
             if (read != der.Length)
             {
                 throw new BrokerStartupException($"{origin} has trailing bytes after the PKCS#8 key");

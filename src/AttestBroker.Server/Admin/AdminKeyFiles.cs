@@ -32,7 +32,8 @@ internal static class AdminKeyFiles
     /// <summary>
     /// Loads a P-256 private key from a file the operator made and shares with every replica (named by
     /// <paramref name="setting"/>); never creates it. PKCS#8 DER (what <c>openssl genpkey -algorithm EC -pkeyopt
-    /// ec_paramgen_curve:P-256 -outform DER</c> writes) or a PEM "PRIVATE KEY" block of it. The file is refused when it
+    /// ec_paramgen_curve:P-256 -outform DER</c> writes with OpenSSL 1.1), SEC 1 ECPrivateKey DER (what OpenSSL 3 writes),
+    /// or a PEM "PRIVATE KEY" / "EC PRIVATE KEY" block. The file is refused when it
     /// does not exist, is a symbolic link or is readable by group or others.
     /// </summary>
     public static ECDsa LoadExistingP256(string path, string setting)
@@ -43,7 +44,7 @@ internal static class AdminKeyFiles
         try
         {
             der = IsPem(bytes) ? PemPkcs8(bytes, path) : bytes;
-            return FromPkcs8(der, path);
+            return FromPkcs8(der, path, allowSec1: true);
         }
         finally
         {
@@ -68,9 +69,10 @@ internal static class AdminKeyFiles
                 chars[i] = bytes[i] < 0x80 ? (char)bytes[i] : '\0';
             }
 
-            if (!PemEncoding.TryFind(chars, out var fields) || !chars.AsSpan(fields.Label).SequenceEqual("PRIVATE KEY"))
+            if (!PemEncoding.TryFind(chars, out var fields)
+                || !(chars.AsSpan(fields.Label).SequenceEqual("PRIVATE KEY") || chars.AsSpan(fields.Label).SequenceEqual("EC PRIVATE KEY")))
             {
-                throw new BrokerStartupException($"{path} must hold a PKCS#8 \"PRIVATE KEY\" PEM block or PKCS#8 DER");
+                throw new BrokerStartupException($"{path} must hold a \"PRIVATE KEY\" or \"EC PRIVATE KEY\" PEM block, or the DER of one");
             }
 
             var der = new byte[fields.DecodedDataLength];
@@ -84,12 +86,22 @@ internal static class AdminKeyFiles
         }
     }
 
-    private static ECDsa FromPkcs8(ReadOnlySpan<byte> der, string path)
+    private static ECDsa FromPkcs8(ReadOnlySpan<byte> der, string path, bool allowSec1 = false)
     {
         var key = ECDsa.Create();
         try
         {
-            key.ImportPkcs8PrivateKey(der, out var read);
+            int read;
+            try
+            {
+                key.ImportPkcs8PrivateKey(der, out read);
+            }
+            catch (CryptographicException) when (allowSec1)
+            {
+                // OpenSSL 3's genpkey -outform DER writes the EC key as SEC 1 ECPrivateKey (RFC 5915), not PKCS#8.
+                key.ImportECPrivateKey(der, out read);
+            }
+
             if (read != der.Length || key.KeySize != 256 || key.ExportParameters(false).Curve.Oid?.Value != P256Oid)
             {
                 throw new BrokerStartupException($"{path} must hold exactly one PKCS#8 ECDSA P-256 private key");
