@@ -169,13 +169,11 @@ public sealed class FileKekSource : KekRing
         }
     }
 
-    private static byte[] ReadKekFile(string path)
+    private static byte[] ReadKekFile(string linkOrFile)
     {
+        var path = SecretFileLinks.ResolveContained(linkOrFile)
+            ?? throw new KeyStoreException(KeyError.KekInvalid, $"the KEK file {linkOrFile} is a symbolic link out of its folder; it must be a regular file (or a Kubernetes Secret volume's link)");
         var info = new FileInfo(path);
-        if (info.LinkTarget is not null)
-        {
-            throw new KeyStoreException(KeyError.KekInvalid, $"the KEK file {path} is a symbolic link; it must be a regular file");
-        }
 
         if (!OperatingSystem.IsWindows())
         {

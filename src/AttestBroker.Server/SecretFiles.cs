@@ -4,7 +4,8 @@ namespace AttestBroker.Server;
 
 /// <summary>
 /// Small secret files in the data directory (nonce MAC key, token-signing key): created once with mode 0600, refused
-/// when group or others may read or write them, or when they are symlinks. Contents never reach a message.
+/// when group or others may read or write them, or when they are symlinks other than a Kubernetes Secret volume's
+/// links into its own folder (<see cref="AttestBroker.Keys.SecretFileLinks"/>). Contents never reach a message.
 /// </summary>
 internal static class SecretFiles
 {
@@ -40,11 +41,9 @@ internal static class SecretFiles
             }
         }
 
-        var info = new FileInfo(path);
-        if (info.LinkTarget is not null)
-        {
-            throw new BrokerStartupException($"{path} is a symbolic link; secret files must be regular files");
-        }
+        var resolved = AttestBroker.Keys.SecretFileLinks.ResolveContained(path)
+            ?? throw new BrokerStartupException($"{path} is a symbolic link out of its folder; secret files must be regular files (or a Kubernetes Secret volume's links)");
+        var info = new FileInfo(resolved);
 
         if (!OperatingSystem.IsWindows() && (info.UnixFileMode & GroupOrOther) != 0)
         {
@@ -56,7 +55,7 @@ internal static class SecretFiles
             throw new BrokerStartupException($"{path} is larger than {maxLength} bytes");
         }
 
-        return File.ReadAllBytes(path);
+        return File.ReadAllBytes(resolved);
     }
 }
 

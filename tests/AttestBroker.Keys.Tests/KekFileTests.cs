@@ -82,6 +82,38 @@ public sealed class KekFileTests : KeysTestBase
         Assert.That(e.Error, Is.EqualTo(KeyError.KekInvalid));
     }
 
+    [Test]
+    public void A_kek_mounted_like_a_kubernetes_secret_volume_is_read_through_its_links()
+    {
+        // The kubelet's layout: kek-v1.bin -> ..data/kek-v1.bin, ..data -> ..2026_11_29_05_00_00.1, files 0400.
+        System.IO.Directory.CreateDirectory(KekDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var timestamped = Path.Combine(KekDirectory, "..2026_11_29_05_00_00.1");
+        System.IO.Directory.CreateDirectory(timestamped);
+        var real = Path.Combine(timestamped, "kek-v1.bin");
+        File.WriteAllBytes(real, Enumerable.Range(1, 32).Select(i => (byte)i).ToArray());
+        File.SetUnixFileMode(real, UnixFileMode.UserRead);
+        System.IO.Directory.CreateSymbolicLink(Path.Combine(KekDirectory, "..data"), "..2026_11_29_05_00_00.1");
+        File.CreateSymbolicLink(Path.Combine(KekDirectory, "kek-v1.bin"), "..data/kek-v1.bin");
+
+        using var ring = new FileKekSource(KekDirectory);
+        Assert.That(ring.Versions, Is.EqualTo(new[] { 1 }));
+    }
+
+    [Test]
+    public void A_link_from_inside_the_folder_to_a_file_outside_it_is_still_refused()
+    {
+        System.IO.Directory.CreateDirectory(KekDirectory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var outside = Path.Combine(Directory, "outside");
+        System.IO.Directory.CreateDirectory(outside);
+        File.WriteAllBytes(Path.Combine(outside, "kek-v1.bin"), new byte[32]);
+        File.SetUnixFileMode(Path.Combine(outside, "kek-v1.bin"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        System.IO.Directory.CreateSymbolicLink(Path.Combine(KekDirectory, "..data"), outside);
+        File.CreateSymbolicLink(Path.Combine(KekDirectory, "kek-v1.bin"), "..data/kek-v1.bin");
+
+        KeyStoreException e = Assert.Throws<KeyStoreException>(() => new FileKekSource(KekDirectory).Dispose())!;
+        Assert.That(e.Error, Is.EqualTo(KeyError.KekInvalid));
+    }
+
     private static string Fingerprint(KekRing ring, int version)
     {
         string fp = string.Empty;
