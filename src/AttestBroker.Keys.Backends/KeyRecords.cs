@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text.RegularExpressions;
 using AttestBroker.Storage;
 
@@ -6,6 +7,35 @@ namespace AttestBroker.Keys.Backends;
 /// <summary>Shared handling of the broker's key records for the backends that keep their ciphertext there.</summary>
 internal static partial class KeyRecords
 {
+    /// <summary>Makes a random 32-byte key in a pinned buffer, hands it to <paramref name="store"/>, and zeroes it afterwards.</summary>
+    public static async Task<KeyInfo> WithRandomKeyAsync(Func<ReadOnlyMemory<byte>, Task<KeyInfo>> store)
+    {
+        byte[] key = GC.AllocateArray<byte>(IKeyBackend.KeyLength, pinned: true);
+        try
+        {
+            RandomNumberGenerator.Fill(key);
+            return await store(key).ConfigureAwait(false);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>Runs <paramref name="unwrap"/> into <paramref name="destination"/>; on any failure the key bytes written so far are zeroed.</summary>
+    public static async Task UnwrapIntoAsync(Memory<byte> destination, Func<Task> unwrap)
+    {
+        try
+        {
+            await unwrap().ConfigureAwait(false);
+        }
+        catch
+        {
+            CryptographicOperations.ZeroMemory(destination.Span[..IKeyBackend.KeyLength]);
+            throw;
+        }
+    }
+
     public static KeyInfo Info(KeyRecord r) =>
         new(r.KeyId, r.State, r.Backend, r.WrappingKeyId, r.WrappingKeyVersion, r.CreatedAt, r.RotatedAt, r.DisabledAt);
 

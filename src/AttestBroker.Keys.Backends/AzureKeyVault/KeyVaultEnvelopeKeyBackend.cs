@@ -43,16 +43,7 @@ public sealed class KeyVaultEnvelopeKeyBackend : IKeyBackend, IKeyBackendHealth
     public async Task<KeyInfo> CreateAsync(string keyId, CancellationToken cancellationToken = default)
     {
         KeyRecords.RequireKeyId(keyId);
-        byte[] key = GC.AllocateArray<byte>(IKeyBackend.KeyLength, pinned: true);
-        try
-        {
-            RandomNumberGenerator.Fill(key);
-            return await StoreAsync(keyId, key, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(key);
-        }
+        return await KeyRecords.WithRandomKeyAsync(key => StoreAsync(keyId, key, cancellationToken)).ConfigureAwait(false);
     }
 
     public Task<KeyInfo> ImportAsync(string keyId, ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default)
@@ -68,15 +59,7 @@ public sealed class KeyVaultEnvelopeKeyBackend : IKeyBackend, IKeyBackendHealth
         KeyRecords.RequireDestination(destination);
         KeyRecord record = await KeyRecords.GetEnabledAsync(_records, Name, keyId, cancellationToken).ConfigureAwait(false);
         (string name, string version) = _vault.ParseKid(record.WrappingKeyId);
-        try
-        {
-            await _vault.UnwrapKeyAsync(name, version, record.Wrapped, destination, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            CryptographicOperations.ZeroMemory(destination.Span[..IKeyBackend.KeyLength]);
-            throw;
-        }
+        await KeyRecords.UnwrapIntoAsync(destination, () => _vault.UnwrapKeyAsync(name, version, record.Wrapped, destination, cancellationToken)).ConfigureAwait(false);
 
         return KeyRecords.Info(record);
     }

@@ -101,16 +101,7 @@ public sealed partial class KubernetesSecretsKeyBackend : IKeyBackend, IKeyBacke
     public async Task<KeyInfo> CreateAsync(string keyId, CancellationToken cancellationToken = default)
     {
         KeyRecords.RequireKeyId(keyId);
-        byte[] key = GC.AllocateArray<byte>(IKeyBackend.KeyLength, pinned: true);
-        try
-        {
-            RandomNumberGenerator.Fill(key);
-            return await StoreAsync(keyId, key, cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            CryptographicOperations.ZeroMemory(key);
-        }
+        return await KeyRecords.WithRandomKeyAsync(key => StoreAsync(keyId, key, cancellationToken)).ConfigureAwait(false);
     }
 
     public Task<KeyInfo> ImportAsync(string keyId, ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default)
@@ -131,15 +122,7 @@ public sealed partial class KubernetesSecretsKeyBackend : IKeyBackend, IKeyBacke
             throw new KeyStoreException(KeyError.Disabled, $"key '{keyId}' is disabled");
         }
 
-        try
-        {
-            await _wrapper.UnwrapAsync(keyId, Wrapped(secret, keyId), destination, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            CryptographicOperations.ZeroMemory(destination.Span[..IKeyBackend.KeyLength]);
-            throw;
-        }
+        await KeyRecords.UnwrapIntoAsync(destination, () => _wrapper.UnwrapAsync(keyId, Wrapped(secret, keyId), destination, cancellationToken)).ConfigureAwait(false);
 
         return info;
     }

@@ -55,15 +55,7 @@ public sealed class VaultTransitKeyBackend : IKeyBackend, IKeyBackendHealth
         KeyRecords.RequireKeyId(keyId);
         KeyRecords.RequireDestination(destination);
         KeyRecord record = await KeyRecords.GetEnabledAsync(_records, Name, keyId, cancellationToken).ConfigureAwait(false);
-        try
-        {
-            await _vault.DecryptAsync(Encoding.ASCII.GetString(record.Wrapped), Context(keyId), destination, cancellationToken).ConfigureAwait(false);
-        }
-        catch
-        {
-            CryptographicOperations.ZeroMemory(destination.Span[..IKeyBackend.KeyLength]);
-            throw;
-        }
+        await KeyRecords.UnwrapIntoAsync(destination, () => _vault.DecryptAsync(Encoding.ASCII.GetString(record.Wrapped), Context(keyId), destination, cancellationToken)).ConfigureAwait(false);
 
         return KeyRecords.Info(record);
     }
