@@ -67,6 +67,9 @@ public sealed class KeyBackendException : Exception
     /// <summary>The HTTP status the service answered with, when it answered.</summary>
     public int? ServiceStatus { get; }
 
+    /// <summary>How long the service asked the broker to wait (its Retry-After), when it said.</summary>
+    public TimeSpan? RetryAfter { get; init; }
+
     /// <summary>Stable problem code: backend-denied, backend-key-not-found, backend-unavailable, ...</summary>
     public string Code => CodeOf(Error);
 

@@ -262,7 +262,10 @@ public sealed class KeyVaultKeyClient
 
         string cause2 = ErrorOf(bytes);
         BackendError error = KeyBackendException.FromStatus(response.Status);
-        throw new KeyBackendException(error, _backend, $"Key Vault {operation} on {path} answered HTTP {response.Status}: {cause2}", null, response.Status);
+        TimeSpan? retryAfter = response.Headers.TryGetValue("Retry-After", out string? ra) && int.TryParse(ra, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int seconds)
+            ? TimeSpan.FromSeconds(seconds)
+            : null;
+        throw new KeyBackendException(error, _backend, $"Key Vault {operation} on {path} answered HTTP {response.Status}: {cause2}", null, response.Status) { RetryAfter = retryAfter };
     }
 
     private static string ErrorOf(byte[] body)

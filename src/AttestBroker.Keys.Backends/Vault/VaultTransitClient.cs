@@ -425,7 +425,7 @@ public sealed partial class VaultTransitClient : IDisposable
                 BackendError.Unavailable => "is unavailable",
                 _ => "rejected the request",
             };
-            throw new KeyBackendException(error, BackendName, $"Vault {operation} {what} (HTTP {status}): {cause}", null, status);
+            throw new KeyBackendException(error, BackendName, $"Vault {operation} {what} (HTTP {status}): {cause}", null, status) { RetryAfter = RetryAfter(response) };
         }
     }
 
