@@ -244,6 +244,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             Microsoft.AspNetCore.Http.BadHttpRequestException b => new BrokerProblem(b.StatusCode, ProblemCodes.MalformedRequest, "Bad request", "the request could not be read"),
             StorageException s => new BrokerProblem(503, ProblemCodes.BackendUnavailable, "Backend unavailable", $"the broker's storage is unavailable ({s.Error}); retry later",
                 new System.Text.Json.Nodes.JsonObject { ["backend"] = "storage", ["cause"] = s.Error.ToString() }),
+            AttestBroker.Keys.Backends.KeyBackendException b => KeyBackendProblems.From(b),
             KeyStoreException k => new BrokerProblem(503, ProblemCodes.BackendUnavailable, "Backend unavailable", $"the keystore is unavailable ({k.Error}); retry later",
                 new System.Text.Json.Nodes.JsonObject { ["backend"] = "keystore", ["cause"] = k.Error.ToString() }),
             OperationCanceledException => new BrokerProblem(503, ProblemCodes.BackendUnavailable, "Cancelled", "the request was cancelled"),

@@ -224,7 +224,16 @@ public sealed partial class BrokerService
         var decisions = new List<(string KeyId, PolicyDecision? Decision, long? StoreVersion, string? Refusal)>();
         foreach (var keyId in keyIds)
         {
-            var info = await _keys.GetInfoAsync(keyId, cancellationToken);
+            KeyInfo? info;
+            try
+            {
+                info = await _keys.GetInfoAsync(keyId, cancellationToken);
+            }
+            catch (Keys.Backends.KeyBackendException ex)
+            {
+                return await BackendFailedAsync(ex, keyId, null, now, client, evidenceDigest, claimsDigest, details, cancellationToken);
+            }
+
             if (info is null)
             {
                 var p = new BrokerProblem(StatusCodes.Status404NotFound, ProblemCodes.UnknownKey, "Unknown key", $"no key with id \"{keyId}\"", new JsonObject { ["key_id"] = keyId });
@@ -339,6 +348,10 @@ public sealed partial class BrokerService
                 {
                     await AppendAsync(new AuditEvent(AuditKindRelease, now, client, Denied, ["key_disabled"], evidenceDigest, claimsDigest, version, keyId, details), cancellationToken);
                     return new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.KeyDisabled, "Key disabled", $"key \"{keyId}\" is disabled");
+                }
+                catch (Keys.Backends.KeyBackendException ex)
+                {
+                    return await BackendFailedAsync(ex, keyId, version, now, client, evidenceDigest, claimsDigest, details, cancellationToken);
                 }
 
                 var jwe = JweEncryptor.Encrypt(buffer, publicKey, keyId);
@@ -665,6 +678,15 @@ public sealed partial class BrokerService
     }
 
     private Task AppendAsync(AuditEvent e, CancellationToken cancellationToken) => _storage.Audit.AppendAsync(e, cancellationToken);
+
+    /// <summary>A key backend refused or failed during a release: audited as a denial naming the backend and cause, answered with its problem.</summary>
+    private async Task<BrokerOutcome> BackendFailedAsync(Keys.Backends.KeyBackendException ex, string keyId, long? version, DateTimeOffset now, string? client, string? evidenceDigest, string claimsDigest, Dictionary<string, string> details, CancellationToken cancellationToken)
+    {
+        var keyDetails = new Dictionary<string, string>(details, StringComparer.Ordinal);
+        KeyBackendProblems.AddDetails(keyDetails, ex);
+        await AppendAsync(new AuditEvent(AuditKindRelease, now, client, Denied, [ex.Code], evidenceDigest, claimsDigest, version, keyId, keyDetails), cancellationToken);
+        return KeyBackendProblems.From(ex);
+    }
 
     private AttestRequest? ParseAttest(ReadOnlySpan<byte> body, out BrokerProblem? problem)
     {

@@ -49,6 +49,33 @@ public sealed record BrokerProblem(int Status, string Code, string Title, string
             }
         }
 
-        return TypedResults.Problem(detail: Detail, statusCode: Status, title: Title, type: ProblemCodes.TypePrefix + Code, extensions: extensions);
+        var problem = TypedResults.Problem(detail: Detail, statusCode: Status, title: Title, type: ProblemCodes.TypePrefix + Code, extensions: extensions);
+        return RetryAfterSeconds is { } seconds ? new RetryAfterProblemResult(problem, seconds) : problem;
+    }
+
+    /// <summary>Sent as the Retry-After header (seconds) when set, e.g. when a key backend asked the broker to wait.</summary>
+    public int? RetryAfterSeconds { get; init; }
+}
+
+/// <summary>A problem response with a Retry-After header.</summary>
+public sealed class RetryAfterProblemResult : IResult, IStatusCodeHttpResult
+{
+    public RetryAfterProblemResult(Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult problem, int seconds)
+    {
+        Problem = problem;
+        Seconds = seconds;
+    }
+
+    public Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult Problem { get; }
+
+    public int Seconds { get; }
+
+    public int? StatusCode => Problem.StatusCode;
+
+    public Task ExecuteAsync(HttpContext httpContext)
+    {
+        ArgumentNullException.ThrowIfNull(httpContext);
+        httpContext.Response.Headers.RetryAfter = Seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Problem.ExecuteAsync(httpContext);
     }
 }

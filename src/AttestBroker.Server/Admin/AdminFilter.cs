@@ -93,7 +93,8 @@ public sealed partial class AdminFilter : IEndpointFilter
 
         var result = await next(context).ConfigureAwait(false);
         var status = result is IStatusCodeHttpResult { StatusCode: { } s } ? s : StatusCodes.Status200OK;
-        var code = result is ProblemHttpResult p && p.ProblemDetails.Extensions.TryGetValue("code", out var c) ? c as string : null;
+        var problem = result as ProblemHttpResult ?? (result as RetryAfterProblemResult)?.Problem;
+        var code = problem is not null && problem.ProblemDetails.Extensions.TryGetValue("code", out var c) ? c as string : null;
         await AppendAsync(storage, setup.Time, http, audit, Allowed, status, code).ConfigureAwait(false);
         return result;
     }
