@@ -12,6 +12,9 @@ public static class PolicyCodes
     public const string TeeNotAllowed = "tee_not_allowed";
     public const string SimulatedNotAllowed = "simulated_not_allowed";
     public const string CrlNotChecked = "crl_not_checked";
+
+    /// <summary>The claims come from an Azure Attestation token and the policy does not set allowAzureAttestation.</summary>
+    public const string AzureAttestationNotAllowed = "azure_attestation_not_allowed";
     public const string DebugNotAllowed = "debug_not_allowed";
     public const string ReportDataMismatch = "report_data_mismatch";
     public const string CollateralTooOld = "collateral_too_old";

@@ -36,7 +36,16 @@ public static class PolicyEvaluator
             failures.Add(new RuleFailure(PolicyCodes.SimulatedNotAllowed, "allowSimulated", "simulated", false, true, "simulated evidence is refused: " + why));
         }
 
-        if (!input.CrlChecked && !policy.AllowUncheckedCrl)
+        var azureAccepted = input.AzureAttestation && policy.AllowAzureAttestation;
+        if (input.AzureAttestation && !policy.AllowAzureAttestation)
+        {
+            failures.Add(new RuleFailure(PolicyCodes.AzureAttestationNotAllowed, "allowAzureAttestation", "evidence_source", "tee_evidence", "azure_attestation",
+                "the claims come from an Azure Attestation token (root of trust: the attestation service) and the policy does not set allowAzureAttestation"));
+        }
+
+        // An accepted Azure token's revocation checks are the attestation service's: the broker checked no CRL itself
+        // (crl_checked stays false), and allowAzureAttestation, not allowUncheckedCrl, is the policy's consent to that.
+        if (!input.CrlChecked && !policy.AllowUncheckedCrl && !azureAccepted)
         {
             failures.Add(new RuleFailure(PolicyCodes.CrlNotChecked, "allowUncheckedCrl", "crl_checked", true, false, "revocation was not checked and the policy does not set allowUncheckedCrl"));
         }

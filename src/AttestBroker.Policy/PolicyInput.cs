@@ -44,6 +44,12 @@ public sealed record PolicyInput
     /// <summary>Revocation was checked for the whole chain.</summary>
     public bool CrlChecked { get; init; }
 
+    /// <summary>
+    /// The claims come from a Microsoft Azure Attestation token (evidence_source azure_attestation), not from
+    /// evidence verified against the vendor roots; denied unless the policy sets allowAzureAttestation.
+    /// </summary>
+    public bool AzureAttestation { get; init; }
+
     /// <summary>The broker (or the CLI) was started with the simulator's roots explicitly trusted.</summary>
     public bool TrustsSimulator { get; init; }
 

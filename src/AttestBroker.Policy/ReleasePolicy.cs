@@ -41,6 +41,12 @@ public sealed partial class ReleasePolicy
     /// <summary>Evidence verified without revocation checks (crl_checked false) is accepted only when this is true.</summary>
     public bool AllowUncheckedCrl { get; private init; }
 
+    /// <summary>
+    /// Claims from a Microsoft Azure Attestation token (instead of evidence the broker verified itself against the
+    /// vendor roots) are accepted only when this is true: their root of trust is the attestation service.
+    /// </summary>
+    public bool AllowAzureAttestation { get; private init; }
+
     /// <summary>The oldest collateral (by issue date, at the verification time) accepted; null for no limit.</summary>
     public TimeSpan? MaxCollateralAge { get; private init; }
 
@@ -76,6 +82,7 @@ public sealed partial class ReleasePolicy
         var allowDebug = root.Take("allowDebug") is { } ad && Read.Bool(ad, "allowDebug");
         var allowSimulated = root.Take("allowSimulated") is { } asim && Read.Bool(asim, "allowSimulated");
         var allowUncheckedCrl = root.Take("allowUncheckedCrl") is { } ac && Read.Bool(ac, "allowUncheckedCrl");
+        var allowAzureAttestation = root.Take("allowAzureAttestation") is { } aaz && Read.Bool(aaz, "allowAzureAttestation");
         var maxAge = root.Take("maxCollateralAge") is { } ma ? ReadDuration(ma, "maxCollateralAge") : (TimeSpan?)null;
         var reportData = root.Take("reportData") is { } rd ? Read.HexList(rd, "reportData", 64) : [];
         var requester = root.Take("requester") is { } rq ? RequesterPolicy.Bind(rq, "requester") : null;
@@ -112,6 +119,7 @@ public sealed partial class ReleasePolicy
             AllowDebug = allowDebug,
             AllowSimulated = allowSimulated,
             AllowUncheckedCrl = allowUncheckedCrl,
+            AllowAzureAttestation = allowAzureAttestation,
             MaxCollateralAge = maxAge,
             ReportData = reportData,
             Requester = requester,

@@ -158,7 +158,7 @@ public sealed partial class ConfigurationTests
             Assert.That(fields, Is.EquivalentTo(new[]
             {
                 "keyId", "name", "version", "description", "explain", "tee", "allowDebug", "allowSimulated", "allowUncheckedCrl",
-                "maxCollateralAge", "reportData", "requester", "tdx", "snp", "expressions",
+                "allowAzureAttestation", "maxCollateralAge", "reportData", "requester", "tdx", "snp", "expressions",
             }));
             Assert.That((string?)crd["spec"]!["scope"], Is.EqualTo("Namespaced"));
             Assert.That(version["subresources"]?["status"], Is.Not.Null);
@@ -168,7 +168,7 @@ public sealed partial class ConfigurationTests
         var probe = new JsonObject
         {
             ["name"] = "probe", ["version"] = 1, ["description"] = "d", ["explain"] = true, ["tee"] = new JsonArray("tdx"),
-            ["allowDebug"] = false, ["allowSimulated"] = false, ["allowUncheckedCrl"] = false, ["maxCollateralAge"] = "30d",
+            ["allowDebug"] = false, ["allowSimulated"] = false, ["allowUncheckedCrl"] = false, ["allowAzureAttestation"] = false, ["maxCollateralAge"] = "30d",
             ["reportData"] = new JsonArray(new string('0', 128)), ["requester"] = new JsonObject { ["namespaces"] = new JsonArray("ml-prod") },
             ["tdx"] = new JsonObject { ["mrTd"] = new JsonArray(new string('a', 96)) },
             ["expressions"] = new JsonArray(new JsonObject { ["name"] = "e", ["expr"] = "true" }),
