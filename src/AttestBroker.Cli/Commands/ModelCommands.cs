@@ -10,8 +10,6 @@ namespace AttestBroker.Cli.Commands;
 /// <summary>attestbroker model encrypt|decrypt|keygen|bench: thin wrappers over AttestBroker.Models.</summary>
 internal static class ModelCommands
 {
-    private const string BrokerNotAvailable = "model encrypt --broker is not available: the broker releases keys only to attested TEEs; encrypt with --key-file (the key admin imports the same key into the broker)";
-
     public static Command Create()
     {
         var command = new Command("model", "Encrypt and decrypt models in the streaming AES-256-GCM format (MENC v1 files, manifest v2; docs/model-format.md).");
@@ -27,19 +25,36 @@ internal static class ModelCommands
         var source = new Argument<string>("SRC_DIR") { Description = "Model directory (weights shards, tokenizer, config); every regular file is encrypted." };
         var keyId = new Option<string>("--key-id") { Description = "Key id recorded in every header and the manifest (A-Z a-z 0-9 . _ : / @ + = -).", Required = true };
         var keyFile = new Option<string?>("--key-file") { Description = "File holding the 32-byte model key, raw or as base64 text (\"-\" reads standard input)." };
-        var broker = new Option<string?>("--broker") { Description = "Not available: the broker releases keys only to attested TEEs; use --key-file." };
+        var broker = new Option<string?>("--broker") { Description = "Broker base URL (https://...): make a fresh random model key in memory, encrypt with it, and import it under --key-id through the admin API (role key-admin); the key is never written anywhere. An existing key id is refused (exit 1) and nothing is written at --out." };
         var output = new Option<string>("--out") { Description = "Output directory (must not exist or be empty).", Required = true };
         var signKey = new Option<string?>("--sign-key") { Description = "Publisher ECDSA P-256 private key, unencrypted PEM PKCS#8 ('PRIVATE KEY') or 'EC PRIVATE KEY'; writes manifest.json.sig in cosign sign-blob format." };
         var segmentSize = new Option<int>("--segment-size") { Description = "Plaintext bytes per segment, 1048576..4194304 (default 1 MiB; decrypt memory grows with it).", DefaultValueFactory = _ => ModelFileHeader.DefaultSegmentSize };
-        var command = new Command("encrypt", "Encrypt a model directory for publishing (for model owners).") { source, keyId, keyFile, broker, output, signKey, segmentSize };
+        var command = new Command("encrypt", "Encrypt a model directory for publishing (for model owners), with a key file or a fresh key imported into the broker. Exit 0 ok, 1 refused by the broker (401, 403, key id exists, 5xx), 2 usage, input or I/O error (also an unreachable broker).") { source, keyId, keyFile, broker, output, signKey, segmentSize };
+        var import = new ModelKeyImport(broker);
+        import.AddTo(command);
         command.SetAction(async (parse, ct) =>
         {
             var error = parse.InvocationConfiguration.Error;
             var stdout = parse.InvocationConfiguration.Output;
             try
             {
-                using var key = LoadKey(parse.GetValue(keyFile), parse.GetValue(broker));
+                var brokerUrl = parse.GetValue(broker);
+                var keyPath = parse.GetValue(keyFile);
+                if ((brokerUrl is null) == (keyPath is null))
+                {
+                    throw new CliUsageException("give the key source: --key-file FILE or --broker URL (not both)");
+                }
+
                 using var signer = parse.GetValue(signKey) is { } signPath ? ManifestSigning.LoadPrivateKeyPem(ReadText(signPath, "signing key")) : null;
+                if (brokerUrl is not null)
+                {
+                    ModelFileHeader.ValidateKeyId(parse.GetRequiredValue(keyId));
+                    ModelFileHeader.ValidateSegmentSize(parse.GetValue(segmentSize));
+                    return await import.EncryptAndImportAsync(parse, parse.GetRequiredValue(source), parse.GetRequiredValue(output), parse.GetRequiredValue(keyId), signer, parse.GetValue(segmentSize), ct).ConfigureAwait(false);
+                }
+
+                import.RefuseWithoutBroker(parse);
+                using var key = LoadKeyFile(keyPath!);
                 var manifest = await ModelEncryptor.EncryptDirectoryAsync(parse.GetRequiredValue(source), parse.GetRequiredValue(output), key, parse.GetRequiredValue(keyId), signer, parse.GetValue(segmentSize), ct).ConfigureAwait(false);
                 var bytes = manifest.Files.Sum(f => f.Size);
                 await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"encrypted {manifest.Files.Count} files ({bytes} bytes) under key id '{manifest.KeyId}'{(signer is null ? ", manifest not signed" : ", manifest signed")}")).ConfigureAwait(false);
@@ -235,21 +250,6 @@ internal static class ModelCommands
         }
 
         return (process, []);
-    }
-
-    private static ModelKey LoadKey(string? keyFile, string? broker)
-    {
-        if (broker is not null)
-        {
-            throw new CliUsageException(BrokerNotAvailable);
-        }
-
-        if (keyFile is null)
-        {
-            throw new CliUsageException("give --key-file FILE");
-        }
-
-        return LoadKeyFile(keyFile);
     }
 
     /// <summary>A key file, or standard input for "-".</summary>
