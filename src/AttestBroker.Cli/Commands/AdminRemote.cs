@@ -142,10 +142,24 @@ internal sealed class AdminHttp : IDisposable
 
     public Uri BaseUri { get; }
 
-    /// <summary>The chain must end in one of the given roots; the host name must match (only chain errors are overridden).</summary>
+    /// <summary>
+    /// The broker presents exactly one of the given certificates (pinned, e.g. its self-signed development certificate,
+    /// as the agent's client accepts it), or a chain that ends in one of them with a matching host name.
+    /// </summary>
     private bool ValidateWithRoots(X509Certificate? certificate, SslPolicyErrors errors)
     {
-        if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
+        if (certificate is null)
+        {
+            return false;
+        }
+
+        var presented = certificate.GetRawCertData();
+        if (_roots!.Any(r => r.RawData.AsSpan().SequenceEqual(presented)))
+        {
+            return true;
+        }
+
+        if ((errors & (SslPolicyErrors.RemoteCertificateNameMismatch | SslPolicyErrors.RemoteCertificateNotAvailable)) != 0)
         {
             return false;
         }
@@ -154,7 +168,7 @@ internal sealed class AdminHttp : IDisposable
         chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
         chain.ChainPolicy.CustomTrustStore.AddRange(_roots!);
         chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-        using var leaf = X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
+        using var leaf = X509CertificateLoader.LoadCertificate(presented);
         return chain.Build(leaf);
     }
 
