@@ -42,6 +42,9 @@ public sealed class BrokerData : IAsyncDisposable
 
     public EmbeddedKeyStore Keys { get; }
 
+    /// <summary>The KEK the embedded keystore wraps under (opened with Broker:Secrets); other backends may share it.</summary>
+    internal KekRing? Kek => _kek;
+
     /// <summary>Creates the directory (0700) if needed, opens and migrates the database and loads the KEK.</summary>
     public static async Task<BrokerData> OpenAsync(string directory, TimeProvider? time = null, CancellationToken cancellationToken = default)
     {

@@ -72,6 +72,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             throw new BrokerStartupException("invalid configuration: " + string.Join("; ", validation.Failures));
         }
 
+        var keyBackends = KeyBackendsOptions.Read(section);
         var disposables = new List<IDisposable>();
         var data = await BrokerData.OpenAsync(options, time, cancellationToken);
         try
@@ -95,7 +96,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             var admin = Admin.AdminSetup.Create(options.Admin, data.Directory, time, secrets: secrets, sharedSecretsRequired: (options.Storage ?? new BrokerStorageOptions()).IsPostgres && !secrets.AllowGeneratedSecrets);
             disposables.Add(admin);
             await data.LoadPolicyDirectoryAsync(time.GetUtcNow(), cancellationToken);
-            var kubernetesClient = BrokerKubernetes.CreateClient(options);
+            var kubernetesClient = BrokerKubernetes.CreateClient(options, keyBackends.NeedsKubernetes);
             if (kubernetesClient is not null)
             {
                 disposables.Add(kubernetesClient);
@@ -133,7 +134,9 @@ public sealed partial class BrokerHost : IAsyncDisposable
             services.AddSingleton<IValidateOptions<BrokerOptions>, BrokerOptionsValidator>();
             services.AddOptions<BrokerOptions>().Bind(section).ValidateOnStart();
             services.AddSingleton(data.Storage);
-            services.AddSingleton<IKeyBackend>(data.Keys);
+            services.AddSingleton(sp => BrokerKeyBackends.Create(keyBackends, data, kubernetesClient, sp.GetService<IAzureCredentialFactory>() ?? new SettingsAzureCredentialFactory(), sp.GetRequiredService<ILoggerFactory>(), time));
+            services.AddSingleton(sp => sp.GetRequiredService<BrokerKeyBackends>().Router);
+            services.AddSingleton<IKeyBackend>(sp => sp.GetRequiredService<AttestBroker.Keys.Backends.KeyBackendRouter>());
             services.AddSingleton(nonces);
             services.AddSingleton(signer);
             services.AddSingleton(verifiers);
@@ -150,7 +153,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             }
 
             services.AddHostedService<ReplayPurgeService>();
-            services.AddSingleton(sp => new ReadinessProbe(data.Storage, sp.GetRequiredService<IKeyBackend>(), options, time));
+            services.AddSingleton(sp => new ReadinessProbe(data.Storage, sp.GetRequiredService<BrokerKeyBackends>().Embedded, options, time) { KeyBackends = sp.GetRequiredService<BrokerKeyBackends>() });
             admin.Register(services);
             services.AddProblemDetails();
             services.AddOpenApi();
@@ -171,6 +174,7 @@ public sealed partial class BrokerHost : IAsyncDisposable
             var app = builder.Build();
             // Made now, so a bad identity setting (an unreadable JWKS file, ...) stops the start rather than the first request.
             app.Services.GetRequiredService<BrokerKubernetes>();
+            app.Services.GetRequiredService<BrokerKeyBackends>();
             if (options.AllowInsecureHttp)
             {
                 LogInsecure(app.Logger);

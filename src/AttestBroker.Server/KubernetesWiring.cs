@@ -46,9 +46,9 @@ public sealed partial class BrokerKubernetes : IDisposable
     /// The API client for <paramref name="options"/> (kubeconfig or in-cluster), or null when nothing needs one.
     /// Made at start-up so a broker outside a cluster without a kubeconfig does not start.
     /// </summary>
-    internal static IKubernetes? CreateClient(BrokerOptions options)
+    internal static IKubernetes? CreateClient(BrokerOptions options, bool forKeyBackends = false)
     {
-        if (!options.Kubernetes.NeedsClient(options.Quarantine))
+        if (!forKeyBackends && !options.Kubernetes.NeedsClient(options.Quarantine))
         {
             return null;
         }

@@ -8,8 +8,9 @@ using AttestBroker.Verification.Tdx;
 namespace AttestBroker.Server;
 
 /// <summary>
-/// What /readyz checks on every call (nothing cached, so readiness follows the backends both ways without a
-/// restart): the database answers, the keystore answers, and the configured TDX collateral (TCB Info and QE
+/// What /readyz checks on every call (nothing cached but the external key backends' health, kept for a few seconds, so
+/// readiness follows the backends both ways without a restart): the database answers, the keystore answers, every
+/// configured key backend is healthy, and the configured TDX collateral (TCB Info and QE
 /// Identity from Broker:CollateralPaths) is still inside its nextUpdate. Collateral fetched on demand from Intel PCS
 /// / AMD KDS is checked per request instead (a verification that cannot get fresh collateral is a 503).
 /// </summary>
@@ -47,6 +48,15 @@ public sealed class ReadinessProbe
         }
     }
 
+    /// <summary>How long one key backend's health check may take before it counts as unavailable.</summary>
+    public static readonly TimeSpan BackendCheckTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// The configured external key backends: each one's health (cached for HealthCacheSeconds) is listed under
+    /// "key_backends", and an unhealthy one makes the broker not ready.
+    /// </summary>
+    public BrokerKeyBackends? KeyBackends { get; init; }
+
     /// <summary>Runs the checks; <c>Ready</c> is false when any fails, and <c>Checks</c> says which and why.</summary>
     public async Task<(bool Ready, JsonObject Checks)> CheckAsync(CancellationToken cancellationToken)
     {
@@ -77,6 +87,28 @@ public sealed class ReadinessProbe
         {
             checks["keystore"] = "unavailable (" + ex.Error + ")";
             ready = false;
+        }
+
+        if (KeyBackends is { External.Count: > 0 } backends)
+        {
+            var states = new JsonObject();
+            var types = backends.External.ToDictionary(e => e.Name, e => e.Type, StringComparer.Ordinal);
+            foreach (var health in await backends.HealthAsync(BackendCheckTimeout, cancellationToken))
+            {
+                states[health.Backend] = new JsonObject
+                {
+                    ["type"] = types.GetValueOrDefault(health.Backend),
+                    ["healthy"] = health.Healthy,
+                    ["detail"] = health.Detail,
+                };
+                if (!health.Healthy)
+                {
+                    checks["key_backend:" + health.Backend] = "unavailable (" + health.Detail + ")";
+                    ready = false;
+                }
+            }
+
+            checks["key_backends"] = states;
         }
 
         var now = _time.GetUtcNow();

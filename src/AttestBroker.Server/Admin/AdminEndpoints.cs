@@ -60,7 +60,7 @@ public static class AdminEndpoints
                 var outcome = await s.CreateKeyAsync(body, AdminAuditContext.Of(c), ct);
                 return Created(outcome);
             }), "key.create", KeyAdmin)
-            .WithName("AdminCreateKey").WithSummary("Create a random AES-256 model key under a new id ({\"id\":\"...\"}).")
+            .WithName("AdminCreateKey").WithSummary("Create a random AES-256 model key under a new id ({\"id\":\"...\", \"backend\"?:\"name\"}) in the named key backend (default: Broker:KeyBackends:Default).")
             .Accepts<AdminCreateKeyDoc>(BrokerEndpoints.JsonContentType).Produces<JsonObject>(201).ProducesProblem(409).ProducesProblem(415);
         Secure(g.MapPost("/keys/{id}/import", async (HttpContext c, AdminService s, string id, CancellationToken ct) =>
                 Created(await s.ImportKeyAsync(c, id, AdminAuditContext.Of(c), ct))), "key.import", KeyAdmin)
@@ -70,8 +70,22 @@ public static class AdminEndpoints
             .WithName("AdminDisableKey").WithSummary("Stop releasing a key at once.").Produces<JsonObject>().ProducesProblem(404);
         Secure(g.MapPost("/keys/{id}/enable", async (HttpContext c, AdminService s, string id, CancellationToken ct) => Json(await s.SetKeyStateAsync(id, false, AdminAuditContext.Of(c), ct))), "key.enable", KeyAdmin)
             .WithName("AdminEnableKey").WithSummary("Release a disabled key again.").Produces<JsonObject>().ProducesProblem(404);
-        Secure(g.MapPost("/kek/rotate", async (HttpContext c, AdminService s, CancellationToken ct) => Json(await s.RotateKekAsync(AdminAuditContext.Of(c), ct))), "kek.rotate", KeyAdmin)
-            .WithName("AdminRotateKek").WithSummary("KEK rotation: a new KEK version, every key re-wrapped under it while releases continue; unused versions retired.").Produces<JsonObject>();
+        Secure(g.MapPost("/kek/rotate", async (HttpContext c, AdminService s, BrokerOptions o, CancellationToken ct) =>
+            {
+                var body = Array.Empty<byte>();
+                if (c.Request.ContentLength is > 0 || c.Request.Headers.TransferEncoding.Count > 0)
+                {
+                    (body, var problem) = await BrokerEndpoints.ReadBodyAsync(c, o.MaxRequestBodyBytes);
+                    if (problem is not null)
+                    {
+                        return problem.ToResult();
+                    }
+                }
+
+                return Json(await s.RotateKekAsync(body, AdminAuditContext.Of(c), ct));
+            }), "kek.rotate", KeyAdmin)
+            .WithName("AdminRotateKek").WithSummary("KEK rotation: a new KEK version, every key under the KEK re-wrapped while releases continue; unused versions retired. With {\"backend\":\"name\"}: rotate that key backend (rewrap to its newest wrapping key).")
+            .Accepts<AdminRotateDoc>(BrokerEndpoints.JsonContentType).Produces<JsonObject>().ProducesProblem(400).ProducesProblem(409);
 
         Secure(g.MapPut("/policies/{keyId}", async (HttpContext c, AdminService s, string keyId, CancellationToken ct) => Json(await s.SetPolicyAsync(c, keyId, AdminAuditContext.Of(c), ct))), "policy.set", PolicyAdmin)
             .WithName("AdminSetPolicy").WithSummary("Validate and store a key's release policy (the body is the YAML or JSON document) as a new version.")
@@ -110,9 +124,11 @@ public static class AdminEndpoints
 
 // Shapes for the OpenAPI document only; the endpoints parse bodies strictly themselves.
 #pragma warning disable CA1812, SA1402
-internal sealed record AdminCreateKeyDoc(string Id);
+internal sealed record AdminCreateKeyDoc(string Id, string? Backend);
 
-internal sealed record AdminImportKeyDoc(string Key);
+internal sealed record AdminImportKeyDoc(string Key, string? Backend);
+
+internal sealed record AdminRotateDoc(string? Backend);
 
 internal sealed record AdminTestPolicyDoc(string Evidence, DateTimeOffset? At, string? Policy);
 #pragma warning restore CA1812, SA1402

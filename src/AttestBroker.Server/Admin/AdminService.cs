@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using AttestBroker.Evidence;
 using AttestBroker.Keys;
+using AttestBroker.Keys.Backends;
 using AttestBroker.Policy;
 using AttestBroker.Protocol;
 using AttestBroker.Storage;
@@ -45,7 +46,17 @@ public sealed class AdminService
     public async Task<BrokerOutcome> ListKeysAsync(CancellationToken ct)
     {
         var list = new JsonArray();
-        foreach (var k in await _keys.ListAsync(ct).ConfigureAwait(false))
+        IReadOnlyList<KeyInfo> keys;
+        try
+        {
+            keys = await _keys.ListAsync(ct).ConfigureAwait(false);
+        }
+        catch (KeyBackendException ex)
+        {
+            return KeyBackendProblems.From(ex);
+        }
+
+        foreach (var k in keys)
         {
             list.Add(await KeyJsonAsync(k, ct).ConfigureAwait(false));
         }
@@ -60,14 +71,30 @@ public sealed class AdminService
             return bad;
         }
 
-        var info = await _keys.GetInfoAsync(id, ct).ConfigureAwait(false);
+        KeyInfo? info;
+        try
+        {
+            info = await _keys.GetInfoAsync(id, ct).ConfigureAwait(false);
+        }
+        catch (KeyBackendException ex)
+        {
+            audit.Details["backend"] = ex.Backend;
+            return KeyBackendProblems.From(ex);
+        }
+
+        if (info is not null)
+        {
+            audit.Details["backend"] = info.Backend;
+        }
+
         return info is null ? UnknownKey(id) : new BrokerOutcome(await KeyJsonAsync(info, ct).ConfigureAwait(false), null);
     }
 
-    /// <summary>POST /v1/admin/keys <c>{"id":"..."}</c>: a new random AES-256 key.</summary>
+    /// <summary>POST /v1/admin/keys <c>{"id":"...", "backend"?: "..."}</c>: a new random AES-256 key in the named (or default) backend.</summary>
     public async Task<BrokerOutcome> CreateKeyAsync(byte[] body, AdminAuditContext audit, CancellationToken ct)
     {
         string? id = null;
+        string? backend = null;
         try
         {
             using var doc = JsonDocument.Parse(body, JsonOptions);
@@ -78,9 +105,15 @@ public sealed class AdminService
 
             foreach (var p in doc.RootElement.EnumerateObject())
             {
+                if (p.Name == "backend" && p.Value.ValueKind == JsonValueKind.String && backend is null)
+                {
+                    backend = p.Value.GetString();
+                    continue;
+                }
+
                 if (p.Name != "id" || p.Value.ValueKind != JsonValueKind.String || id is not null)
                 {
-                    return BrokerProblem.Malformed("the body must be {\"id\": \"<key id>\"}: unknown, repeated or mistyped member \"" + Truncate(p.Name) + "\"");
+                    return BrokerProblem.Malformed("the body must be {\"id\": \"<key id>\", \"backend\"?: \"<backend name>\"}: unknown, repeated or mistyped member \"" + Truncate(p.Name) + "\"");
                 }
 
                 id = p.Value.GetString();
@@ -101,7 +134,12 @@ public sealed class AdminService
             return bad;
         }
 
-        return await KeyChangeAsync(() => _keys.CreateAsync(id, ct), ct).ConfigureAwait(false);
+        if (UnknownBackend(backend, audit) is { } unknown)
+        {
+            return unknown;
+        }
+
+        return await KeyChangeAsync(() => _keys is KeyBackendRouter router ? router.CreateAsync(id, backend, ct) : _keys.CreateAsync(id, ct), audit, ct).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -136,12 +174,17 @@ public sealed class AdminService
                 }
             }
 
-            if (!TryReadImportBody(body.AsSpan(0, length), key, out var problem))
+            if (!TryReadImportBody(body.AsSpan(0, length), key, out var backend, out var problem))
             {
                 return problem!;
             }
 
-            return await KeyChangeAsync(() => _keys.ImportAsync(id, key, ct), ct).ConfigureAwait(false);
+            if (UnknownBackend(backend, audit) is { } unknown)
+            {
+                return unknown;
+            }
+
+            return await KeyChangeAsync(() => _keys is KeyBackendRouter router ? router.ImportAsync(id, key, backend, ct) : _keys.ImportAsync(id, key, ct), audit, ct).ConfigureAwait(false);
         }
         finally
         {
@@ -153,16 +196,72 @@ public sealed class AdminService
     public Task<BrokerOutcome> SetKeyStateAsync(string id, bool disable, AdminAuditContext audit, CancellationToken ct) =>
         InvalidKeyId(id, audit) is { } bad
             ? Task.FromResult<BrokerOutcome>(bad)
-            : KeyChangeAsync(() => disable ? _keys.DisableAsync(id, ct) : _keys.EnableAsync(id, ct), ct);
+            : KeyChangeAsync(() => disable ? _keys.DisableAsync(id, ct) : _keys.EnableAsync(id, ct), audit, ct);
 
-    /// <summary>POST /v1/admin/kek/rotate: a new KEK version; every key re-wrapped under it while releases continue.</summary>
-    public async Task<BrokerOutcome> RotateKekAsync(AdminAuditContext audit, CancellationToken ct)
+    /// <summary>
+    /// POST /v1/admin/kek/rotate, optionally <c>{"backend": "name"}</c>: without a backend (or naming the embedded
+    /// one) a KEK rotation: a new KEK version, every key under the KEK (embedded and Kubernetes Secrets) re-wrapped
+    /// while releases continue, unused versions retired. Naming an external backend rotates that backend (Vault
+    /// Transit: rewrap to the newest Transit key version, rotating it first when RotateInVault; Key Vault: rewrap under
+    /// the newest key version; Kubernetes Secrets: rewrap under the current KEK).
+    /// </summary>
+    public async Task<BrokerOutcome> RotateKekAsync(byte[] body, AdminAuditContext audit, CancellationToken ct)
     {
-        var result = await _keys.RotateKekAsync(ct).ConfigureAwait(false);
+        string? backend = null;
+        if (body.Length > 0)
+        {
+            try
+            {
+                using var doc = JsonDocument.Parse(body, JsonOptions);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object)
+                {
+                    return BrokerProblem.Malformed("the body must be empty or {\"backend\": \"<backend name>\"}");
+                }
+
+                foreach (var p in doc.RootElement.EnumerateObject())
+                {
+                    if (p.Name != "backend" || p.Value.ValueKind != JsonValueKind.String || backend is not null)
+                    {
+                        return BrokerProblem.Malformed("the body must be empty or {\"backend\": \"<backend name>\"}: unknown, repeated or mistyped member \"" + Truncate(p.Name) + "\"");
+                    }
+
+                    backend = p.Value.GetString();
+                }
+            }
+            catch (JsonException)
+            {
+                return BrokerProblem.Malformed("the body is not valid JSON");
+            }
+        }
+
+        if (UnknownBackend(backend, audit) is { } unknown)
+        {
+            return unknown;
+        }
+
+        var name = backend ?? EmbeddedKeyStore.DefaultBackendName;
+        audit.Details["backend"] = name;
+        KekRotationResult result;
+        try
+        {
+            result = backend is not null && _keys is KeyBackendRouter router
+                ? await router.RotateBackendAsync(backend, ct).ConfigureAwait(false)
+                : await _keys.RotateKekAsync(ct).ConfigureAwait(false);
+        }
+        catch (KeyBackendException ex)
+        {
+            return KeyBackendProblems.From(ex);
+        }
+        catch (KeyStoreException ex)
+        {
+            return KeyBackendProblems.From(ex);
+        }
+
         audit.Details["kek_version"] = result.KekVersion.ToString(CultureInfo.InvariantCulture);
         audit.Details["rewrapped"] = result.Rewrapped.ToString(CultureInfo.InvariantCulture);
         return new BrokerOutcome(new JsonObject
         {
+            ["backend"] = name,
             ["kek_version"] = result.KekVersion,
             ["rewrapped"] = result.Rewrapped,
             ["retired_versions"] = new JsonArray([.. result.RetiredVersions.Select(v => (JsonNode?)v)]),
@@ -466,12 +565,18 @@ public sealed class AdminService
         };
     }
 
-    private async Task<BrokerOutcome> KeyChangeAsync(Func<Task<KeyInfo>> change, CancellationToken ct)
+    private async Task<BrokerOutcome> KeyChangeAsync(Func<Task<KeyInfo>> change, AdminAuditContext audit, CancellationToken ct)
     {
         KeyInfo info;
         try
         {
             info = await change().ConfigureAwait(false);
+        }
+        catch (KeyBackendException ex)
+        {
+            audit.Details["backend"] = ex.Backend;
+            audit.Details["backend_error"] = ex.Code;
+            return KeyBackendProblems.From(ex);
         }
         catch (KeyStoreException ex) when (ex.Error is KeyError.NotFound)
         {
@@ -485,14 +590,20 @@ public sealed class AdminService
         {
             return new BrokerProblem(StatusCodes.Status400BadRequest, ex.Error == KeyError.InvalidKeyId ? ProblemCodes.MalformedRequest : AdminProblems.InvalidKeyMaterial, "Invalid key", ex.Message);
         }
+        catch (KeyStoreException ex)
+        {
+            return KeyBackendProblems.From(ex);
+        }
 
+        audit.Details["backend"] = info.Backend;
         var body = await KeyJsonAsync(info, ct).ConfigureAwait(false);
         return new BrokerOutcome(body, null);
     }
 
-    private static bool TryReadImportBody(ReadOnlySpan<byte> body, Span<byte> key, out BrokerProblem? problem)
+    private static bool TryReadImportBody(ReadOnlySpan<byte> body, Span<byte> key, out string? backend, out BrokerProblem? problem)
     {
         problem = null;
+        backend = null;
         var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = 2 });
         var found = false;
         try
@@ -505,6 +616,18 @@ public sealed class AdminService
 
             while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
             {
+                if (reader.TokenType == JsonTokenType.PropertyName && reader.ValueTextEquals("backend"u8) && backend is null)
+                {
+                    if (!reader.Read() || reader.TokenType != JsonTokenType.String)
+                    {
+                        problem = BrokerProblem.Malformed("\"backend\" must be a string");
+                        return false;
+                    }
+
+                    backend = reader.GetString();
+                    continue;
+                }
+
                 if (reader.TokenType != JsonTokenType.PropertyName || !reader.ValueTextEquals("key"u8) || found)
                 {
                     problem = BrokerProblem.Malformed("the body must be {\"key\": \"<base64 of 32 bytes>\"} and nothing else");
@@ -611,6 +734,27 @@ public sealed class AdminService
 
         audit.KeyId = id;
         return null;
+    }
+
+    /// <summary>A 400 unknown-backend problem when <paramref name="backend"/> names no configured backend; null when it does or is null.</summary>
+    private BrokerProblem? UnknownBackend(string? backend, AdminAuditContext audit)
+    {
+        if (backend is null)
+        {
+            if (_keys is KeyBackendRouter r)
+            {
+                audit.Details["backend"] = r.Default.Name;
+            }
+
+            return null;
+        }
+
+        audit.Details["backend"] = Truncate(backend);
+        var configured = _keys is KeyBackendRouter router ? router.Backends.Select(b => b.Name).Order(StringComparer.Ordinal).ToList() : [_keys.Name];
+        return configured.Contains(backend, StringComparer.Ordinal)
+            ? null
+            : new BrokerProblem(StatusCodes.Status400BadRequest, KeyBackendProblems.UnknownBackend, "Unknown key backend", $"no key backend named \"{Truncate(backend)}\" is configured (configured: {string.Join(", ", configured)})",
+                new JsonObject { ["backend"] = Truncate(backend), ["configured"] = new JsonArray([.. configured.Select(c => (JsonNode?)c)]) });
     }
 
     private static BrokerProblem UnknownKey(string id) =>
