@@ -48,6 +48,25 @@ internal static class AdminCommand
 
     private static Option<string> KeyId() => new("--id") { Description = "Key id: 1 .. 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit.", Required = true };
 
+    private static Option<string?> Backend(string what) => new("--backend") { Description = what + " With --broker only: the running broker knows its backends (Broker:KeyBackends); --data-dir acts on the embedded keystore." };
+
+    /// <summary>The --backend value, refused with --data-dir (a data directory holds only the embedded keystore).</summary>
+    private static string? BackendValue(ParseResult parse, Option<string?> option, string? dataDir)
+    {
+        var value = parse.GetValue(option);
+        if (value is not null && dataDir is not null)
+        {
+            throw new CliUsageException("--backend goes with --broker: a data directory (--data-dir) holds only the embedded keystore");
+        }
+
+        if (value is not null && !KeyBackendsOptions.IsBackendName(value) && value != "embedded")
+        {
+            throw new CliUsageException("--backend: a backend name is 1 .. 63 lowercase letters, digits and '-', starting with a letter");
+        }
+
+        return value;
+    }
+
     private static Option<string> PolicyKey() => new("--key") { Description = "The key the policy governs.", Required = true };
 
     // ---- admin token ----
@@ -113,12 +132,15 @@ internal static class AdminCommand
     {
         var target = new AdminTarget();
         var id = KeyId();
-        var command = target.AddTo(new Command("create", "Create a random AES-256 model key under a new id (a new model key is always a new id).") { id });
+        var backend = Backend("The key backend to create the key in (default: the broker's Broker:KeyBackends:Default).");
+        var command = target.AddTo(new Command("create", "Create a random AES-256 model key under a new id (a new model key is always a new id).") { id, backend });
         command.SetAction(async (parse, ct) =>
         {
             var keyId = parse.GetRequiredValue(id);
             var output = parse.InvocationConfiguration.Output;
-            if (target.LocalDataDir(parse) is { } dir)
+            var local = target.LocalDataDir(parse);
+            var backendName = BackendValue(parse, backend, local);
+            if (local is { } dir)
             {
                 await using var data = await OpenAsync(dir, ct).ConfigureAwait(false);
                 var info = await KeyStoreAsync(() => data.Keys.CreateAsync(keyId, ct)).ConfigureAwait(false);
@@ -128,13 +150,19 @@ internal static class AdminCommand
             }
 
             using var http = target.Connect(parse);
-            var r = await http.PostJsonAsync("v1/admin/keys", new JsonObject { ["id"] = keyId }, ct).ConfigureAwait(false);
+            var request = new JsonObject { ["id"] = keyId };
+            if (backendName is not null)
+            {
+                request["backend"] = backendName;
+            }
+
+            var r = await http.PostJsonAsync("v1/admin/keys", request, ct).ConfigureAwait(false);
             if (!r.Ok)
             {
                 return await AdminHttp.FailAsync(r, parse.InvocationConfiguration.Error).ConfigureAwait(false);
             }
 
-            await output.WriteLineAsync($"created key {(string?)r.Json!["id"]} (KEK version {(int?)r.Json["kek_version"]})").ConfigureAwait(false);
+            await output.WriteLineAsync($"created key {(string?)r.Json!["id"]} in backend {(string?)r.Json["backend"]} (KEK version {(int?)r.Json["kek_version"]})").ConfigureAwait(false);
             return ExitCodes.Success;
         });
         return command;
@@ -145,12 +173,14 @@ internal static class AdminCommand
         var target = new AdminTarget();
         var id = KeyId();
         var file = new Option<string>("--key-file") { Description = "The 32-byte model key, raw or base64 text (as written by 'attestbroker model keygen').", Required = true };
-        var command = target.AddTo(new Command("import", "Wrap a model key under the KEK and store it under an id.") { id, file });
+        var backend = Backend("The key backend to import the key into (default: the broker's Broker:KeyBackends:Default).");
+        var command = target.AddTo(new Command("import", "Wrap a model key under the KEK (or the named backend's wrapping key) and store it under an id.") { id, file, backend });
         command.SetAction(async (parse, ct) =>
         {
             var keyId = parse.GetRequiredValue(id);
             var output = parse.InvocationConfiguration.Output;
             var dir = target.LocalDataDir(parse);
+            var backendName = BackendValue(parse, backend, dir);
             var keyBytes = ReadKeyFile(parse.GetRequiredValue(file));
             try
             {
@@ -163,7 +193,7 @@ internal static class AdminCommand
                 }
 
                 using var http = target.Connect(parse);
-                var body = ImportBody(keyBytes);
+                var body = ImportBody(keyBytes, backendName);
                 try
                 {
                     using var content = new ByteArrayContentZeroed(body);
@@ -173,7 +203,7 @@ internal static class AdminCommand
                         return await AdminHttp.FailAsync(r, parse.InvocationConfiguration.Error).ConfigureAwait(false);
                     }
 
-                    await output.WriteLineAsync($"imported key {(string?)r.Json!["id"]} (KEK version {(int?)r.Json["kek_version"]})").ConfigureAwait(false);
+                    await output.WriteLineAsync($"imported key {(string?)r.Json!["id"]} in backend {(string?)r.Json["backend"]} (KEK version {(int?)r.Json["kek_version"]})").ConfigureAwait(false);
                     return ExitCodes.Success;
                 }
                 finally
@@ -229,13 +259,16 @@ internal static class AdminCommand
     private static Command CreateRotate()
     {
         var target = new AdminTarget();
-        var command = target.AddTo(new Command("rotate", "Rotate the key-encryption key: a new KEK version, every model key re-wrapped under it while releases continue. (A new model key is a new id: 'admin key create'.)"));
+        var backend = Backend("Rotate this key backend instead of the KEK: Vault Transit and Key Vault rewrap every key to the newest version of their wrapping key (rotating it first when the backend has RotateInVault), Kubernetes Secrets rewrap under the current KEK.");
+        var command = target.AddTo(new Command("rotate", "Rotate the key-encryption key: a new KEK version, every model key re-wrapped under it while releases continue; or with --backend, one key backend. (A new model key is a new id: 'admin key create'.)") { backend });
         command.SetAction(async (parse, ct) =>
         {
             var output = parse.InvocationConfiguration.Output;
             int version, rewrapped;
             IEnumerable<int> retired;
-            if (target.LocalDataDir(parse) is { } dir)
+            var local = target.LocalDataDir(parse);
+            var backendName = BackendValue(parse, backend, local);
+            if (local is { } dir)
             {
                 await using var data = await OpenAsync(dir, ct).ConfigureAwait(false);
                 var result = await KeyStoreAsync(() => data.Keys.RotateKekAsync(ct)).ConfigureAwait(false);
@@ -246,10 +279,16 @@ internal static class AdminCommand
             else
             {
                 using var http = target.Connect(parse);
-                var r = await http.PostJsonAsync("v1/admin/kek/rotate", null, ct).ConfigureAwait(false);
+                var r = await http.PostJsonAsync("v1/admin/kek/rotate", backendName is null ? null : new JsonObject { ["backend"] = backendName }, ct).ConfigureAwait(false);
                 if (!r.Ok)
                 {
                     return await AdminHttp.FailAsync(r, parse.InvocationConfiguration.Error).ConfigureAwait(false);
+                }
+
+                if (backendName is not null)
+                {
+                    await output.WriteLineAsync($"backend {backendName} rotated: {(int)r.Json!["rewrapped"]!} key(s) re-wrapped (wrapping key version {(int)r.Json["kek_version"]!})").ConfigureAwait(false);
+                    return ExitCodes.Success;
                 }
 
                 (version, rewrapped, retired) = ((int)r.Json!["kek_version"]!, (int)r.Json["rewrapped"]!, r.Json["retired_versions"]!.AsArray().Select(v => (int)v!).ToList());
@@ -612,10 +651,11 @@ internal static class AdminCommand
     }
 
     /// <summary><c>{"key":"&lt;base64&gt;"}</c> as UTF-8 bytes, built without an intermediate string. The caller zeroes it.</summary>
-    private static byte[] ImportBody(byte[] key)
+    private static byte[] ImportBody(byte[] key, string? backend = null)
     {
         var prefix = "{\"key\":\""u8;
-        var suffix = "\"}"u8;
+        // The backend name is checked (lowercase letters, digits, '-'): no JSON escaping needed.
+        var suffix = backend is null ? "\"}"u8.ToArray() : System.Text.Encoding.UTF8.GetBytes("\",\"backend\":\"" + backend + "\"}");
         var encoded = System.Buffers.Text.Base64.GetMaxEncodedToUtf8Length(key.Length); // exact: base64 is always padded
         var body = new byte[prefix.Length + encoded + suffix.Length];
         prefix.CopyTo(body);

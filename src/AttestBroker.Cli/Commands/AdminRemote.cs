@@ -277,7 +277,7 @@ internal static class AdminText
     {
         var policy = k["policy_version"] is null ? "no policy (never released)" : $"policy version {(long)k["policy_version"]!}";
         var state = (string?)k["state"] == "enabled" ? "Enabled" : "Disabled";
-        return $"{(string?)k["id"]}\t{state}\t{policy}";
+        return $"{(string?)k["id"]}\t{state}\t{policy}\tbackend {(string?)k["backend"] ?? "embedded"}";
     }
 
     public static string KeyPath(string id) => "v1/admin/keys/" + Uri.EscapeDataString(id);
