@@ -29,6 +29,7 @@ internal sealed class ModelKeyImport
     private readonly Option<string?> _caCert = new("--ca-cert") { Description = "With --broker: PEM certificate(s) to trust for the broker's TLS certificate instead of the system store." };
     private readonly Option<bool> _insecure = new("--insecure-skip-tls-verify") { Description = "With --broker: do not verify the broker's TLS certificate. Development only: anyone on the path can read the token and the model key." };
     private readonly Option<bool> _allowHttp = new("--allow-http") { Description = "With --broker: allow a plain http:// broker URL (test brokers only: the model key would travel unencrypted)." };
+    private readonly Option<string?> _backend = new("--backend") { Description = "With --broker: the broker's key backend to import into (Broker:KeyBackends; default: the broker's default backend)." };
 
     public ModelKeyImport(Option<string?> broker)
     {
@@ -44,13 +45,14 @@ internal sealed class ModelKeyImport
         command.Options.Add(_caCert);
         command.Options.Add(_insecure);
         command.Options.Add(_allowHttp);
+        command.Options.Add(_backend);
     }
 
     /// <summary>Without --broker, the broker options are usage errors.</summary>
     public void RefuseWithoutBroker(ParseResult parse)
     {
         ArgumentNullException.ThrowIfNull(parse);
-        foreach (var option in new Option[] { _tokenFile, _caCert, _insecure, _allowHttp })
+        foreach (var option in new Option[] { _tokenFile, _caCert, _insecure, _allowHttp, _backend })
         {
             if (parse.GetResult(option) is { Implicit: false })
             {
@@ -68,6 +70,12 @@ internal sealed class ModelKeyImport
         if (!EmbeddedKeyStore.IsValidKeyId(keyId))
         {
             throw new CliUsageException("--key-id: with --broker the id must be a broker key id: 1 .. 128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit");
+        }
+
+        var backend = parse.GetValue(_backend);
+        if (backend is not null && backend != EmbeddedKeyStore.DefaultBackendName && !Server.KeyBackendsOptions.IsBackendName(backend))
+        {
+            throw new CliUsageException("--backend: a backend name is 1 .. 63 lowercase letters, digits and '-', starting with a letter");
         }
 
         var (finalDir, stagingDir) = Destinations(source, output);
@@ -101,7 +109,7 @@ internal sealed class ModelKeyImport
             }
 
             // 3. Import. The body is the only other copy of the key; both are zeroed in finally.
-            body = ImportBody(raw);
+            body = ImportBody(raw, backend);
             CryptographicOperations.ZeroMemory(raw);
             AdminResponse response;
             using (var content = new ByteArrayContent(body))
@@ -141,7 +149,7 @@ internal sealed class ModelKeyImport
             }
 
             var bytes = manifest.Files.Sum(f => f.Size);
-            var where = response.Json?["backend"] is { } backend ? $"backend {(string?)backend}, " : string.Empty;
+            var where = response.Json?["backend"] is { } storedIn ? $"backend {(string?)storedIn}, " : string.Empty;
             await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"encrypted {manifest.Files.Count} files ({bytes} bytes) under key id '{manifest.KeyId}'{(signer is null ? ", manifest not signed" : ", manifest signed")}; imported the key into the broker at {http.BaseUri} ({where}KEK version {(int?)response.Json?["kek_version"]})")).ConfigureAwait(false);
             return ExitCodes.Success;
@@ -282,11 +290,14 @@ internal sealed class ModelKeyImport
         return response.Status == 409 ? ExitCodes.Failure : code;
     }
 
-    /// <summary><c>{"key":"&lt;base64&gt;"}</c> as UTF-8 in pinned memory, without an intermediate string. The caller zeroes it.</summary>
-    private static byte[] ImportBody(ReadOnlySpan<byte> key)
+    /// <summary>
+    /// <c>{"key":"&lt;base64&gt;"[,"backend":"NAME"]}</c> as UTF-8 in pinned memory, without an intermediate string of
+    /// the key. The backend name was checked (lowercase letters, digits, '-'), so it needs no JSON escaping. The caller zeroes it.
+    /// </summary>
+    private static byte[] ImportBody(ReadOnlySpan<byte> key, string? backend)
     {
         var prefix = "{\"key\":\""u8;
-        var suffix = "\"}"u8;
+        var suffix = backend is null ? "\"}"u8.ToArray() : System.Text.Encoding.UTF8.GetBytes("\",\"backend\":\"" + backend + "\"}");
         var encoded = System.Buffers.Text.Base64.GetMaxEncodedToUtf8Length(key.Length);
         var body = GC.AllocateArray<byte>(prefix.Length + encoded + suffix.Length, pinned: true);
         prefix.CopyTo(body);

@@ -95,11 +95,21 @@ public sealed class Model_encrypt_imports_through_the_admin_API
         }.ToJsonString());
     }
 
-    private async Task<(int Exit, string Out, string Err)> EncryptAsync()
+    private async Task<(int Exit, string Out, string Err)> EncryptAsync(params string[] extra)
     {
         var tokenFile = Path.Combine(_root, "token");
         await File.WriteAllTextAsync(tokenFile, Token + "\n");
-        return await CliRunner.RunAsync("model", "encrypt", _plain, "--key-id", "model-1", "--out", _out, "--broker", _url, "--token-file", tokenFile, "--allow-http");
+        return await CliRunner.RunAsync(["model", "encrypt", _plain, "--key-id", "model-1", "--out", _out, "--broker", _url, "--token-file", tokenFile, "--allow-http", .. extra]);
+    }
+
+    private static Task Created(HttpContext context, string backend) =>
+        WriteJson(context, 201, $"{{\"id\":\"model-1\",\"state\":\"enabled\",\"backend\":\"{backend}\",\"kek_version\":1}}");
+
+    private static Task WriteJson(HttpContext context, int status, string json)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsync(json);
     }
 
     private void AssertNothingPublished()
@@ -157,6 +167,47 @@ public sealed class Model_encrypt_imports_through_the_admin_API
         Directory.Delete(_out, recursive: true);
         Assert.That((await EncryptAsync()).Exit, Is.Zero);
         Assert.That(keys.Distinct().Count(), Is.EqualTo(2));
+    }
+
+    [Test]
+    public async Task Backend_names_the_key_backend_in_the_import_body()
+    {
+        _onImport = (context, _) => Created(context, "vault");
+        var (exit, stdout, stderr) = await EncryptAsync("--backend", "vault");
+        Assert.That(exit, Is.EqualTo(0), stderr);
+        var body = JsonNode.Parse(_importBody)!.AsObject();
+        Assert.Multiple(() =>
+        {
+            Assert.That(body.Select(p => p.Key), Is.EqualTo(new[] { "key", "backend" }));
+            Assert.That((string)body["backend"]!, Is.EqualTo("vault"));
+            Assert.That(stdout, Does.Contain("(backend vault, KEK version 1)"));
+        });
+    }
+
+    [Test]
+    public async Task A_backend_the_broker_does_not_know_exits_2_with_its_problem_and_the_ciphertext_is_deleted()
+    {
+        _onImport = (context, _) => Problem(context, 400, "unknown-backend", "Unknown key backend", "no key backend named 'hsm'");
+        var (exit, _, stderr) = await EncryptAsync("--backend", "hsm");
+        Assert.Multiple(() =>
+        {
+            Assert.That(exit, Is.EqualTo(2));
+            Assert.That(stderr, Does.Contain("error: 400 Unknown key backend: no key backend named 'hsm' (unknown-backend)"));
+        });
+        AssertNothingPublished();
+    }
+
+    [TestCase("Vault_1", "--backend: a backend name is")]
+    public async Task A_malformed_backend_name_is_a_usage_error_before_the_broker_is_asked(string name, string message)
+    {
+        var (exit, _, stderr) = await EncryptAsync("--backend", name);
+        Assert.Multiple(() =>
+        {
+            Assert.That(exit, Is.EqualTo(2));
+            Assert.That(stderr, Does.Contain(message));
+            Assert.That(_requests, Is.Empty);
+        });
+        AssertNothingPublished();
     }
 
     [Test]
