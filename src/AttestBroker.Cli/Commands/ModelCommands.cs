@@ -23,7 +23,7 @@ internal static class ModelCommands
     private static Command CreateEncrypt()
     {
         var source = new Argument<string>("SRC_DIR") { Description = "Model directory (weights shards, tokenizer, config); every regular file is encrypted." };
-        var keyId = new Option<string>("--key-id") { Description = "Key id recorded in every header and the manifest (A-Z a-z 0-9 . _ : / @ + = -).", Required = true };
+        var keyId = new Option<string>("--key-id") { Description = "Key id recorded in every header and the manifest (A-Z a-z 0-9 . _ : / @ + = -; with --broker a broker key id: letters, digits, . _ : - only).", Required = true };
         var keyFile = new Option<string?>("--key-file") { Description = "File holding the 32-byte model key, raw or as base64 text (\"-\" reads standard input)." };
         var broker = new Option<string?>("--broker") { Description = "Broker base URL (https://...): make a fresh random model key in memory, encrypt with it, and import it under --key-id through the admin API (role key-admin); the key is never written anywhere. An existing key id is refused (exit 1) and nothing is written at --out." };
         var output = new Option<string>("--out") { Description = "Output directory (must not exist or be empty).", Required = true };

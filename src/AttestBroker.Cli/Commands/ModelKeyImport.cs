@@ -26,7 +26,7 @@ internal sealed class ModelKeyImport
     private const int MaxTokenFileBytes = 16 * 1024;
 
     private readonly Option<string?> _tokenFile = new("--token-file") { Description = $"With --broker: file holding the admin bearer token (role key-admin) (default: ${AdminTarget.TokenVariable})." };
-    private readonly Option<string?> _caCert = new("--ca-cert") { Description = "With --broker: PEM certificate(s) to trust for the broker's TLS certificate instead of the system store." };
+    private readonly Option<string?> _caCert = new("--ca-cert") { Description = "With --broker: PEM certificate(s) to trust for the broker's TLS certificate instead of the system store (the exact certificate is pinned, or a chain must end in one of them)." };
     private readonly Option<bool> _insecure = new("--insecure-skip-tls-verify") { Description = "With --broker: do not verify the broker's TLS certificate. Development only: anyone on the path can read the token and the model key." };
     private readonly Option<bool> _allowHttp = new("--allow-http") { Description = "With --broker: allow a plain http:// broker URL (test brokers only: the model key would travel unencrypted)." };
     private readonly Option<string?> _backend = new("--backend") { Description = "With --broker: the broker's key backend to import into (Broker:KeyBackends; default: the broker's default backend)." };
