@@ -247,8 +247,8 @@ public sealed class KeyFetcher
 
         public static EphemeralKey Create(EphemeralKeyAlgorithm algorithm) => algorithm switch
         {
-            EphemeralKeyAlgorithm.EcP256 => new EphemeralKey(ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256), null),
-            EphemeralKeyAlgorithm.EcP384 => new EphemeralKey(ECDiffieHellman.Create(ECCurve.NamedCurves.nistP384), null),
+            EphemeralKeyAlgorithm.EcP256 => new EphemeralKey(EcdhAgreement.CreateKey(ECCurve.NamedCurves.nistP256), null),
+            EphemeralKeyAlgorithm.EcP384 => new EphemeralKey(EcdhAgreement.CreateKey(ECCurve.NamedCurves.nistP384), null),
             EphemeralKeyAlgorithm.Rsa3072 => new EphemeralKey(null, RSA.Create(3072)),
             _ => throw new ArgumentOutOfRangeException(nameof(algorithm)),
         };

@@ -53,17 +53,14 @@ public static class JweDecryptor
         byte[]? cek = null;
         try
         {
-            using (var epk = h.Epk.CreateECDiffieHellman())
-            using (var epkPublic = epk.PublicKey)
+            try
             {
-                try
-                {
-                    z = privateKey.DeriveRawSecretAgreement(epkPublic);
-                }
-                catch (CryptographicException)
-                {
-                    throw new ProtocolException(ProtocolError.RecipientKeyUnsupported, "the recipient EC key cannot do key agreement (it has no private key?)");
-                }
+                // "epk" was validated as a point on the recipient's curve when the header was read.
+                z = EcdhAgreement.DeriveRawSecret(privateKey, h.Epk);
+            }
+            catch (CryptographicException)
+            {
+                throw new ProtocolException(ProtocolError.RecipientKeyUnsupported, "the recipient EC key cannot do key agreement (it has no private key?)");
             }
 
             kek = ConcatKdf.Derive(z, JoseAlgorithms.EcdhEsA256Kw, h.Apu, h.Apv, 256);

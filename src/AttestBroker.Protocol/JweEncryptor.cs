@@ -82,12 +82,10 @@ public static class JweEncryptor
 
     private static (byte[] EncryptedKey, string Header) WrapEcdh(byte[] cek, Jwk recipient, string? kid, ReadOnlySpan<byte> apu, ReadOnlySpan<byte> apv)
     {
-        using var ephemeral = ECDiffieHellman.Create(recipient.CurveInfo!.Curve);
-        using var recipientKey = recipient.CreateECDiffieHellman();
-        // PublicKey makes a new key object each time: disposed here, not left to the finalizer thread (which under
-        // load spent more CPU freeing these OpenSSL keys than the key agreement itself).
-        using var recipientPublic = recipientKey.PublicKey;
-        var z = ephemeral.DeriveRawSecretAgreement(recipientPublic);
+        // A fresh ephemeral key per message (ECDH-ES). The recipient's point was validated when its JWK was read;
+        // EcdhAgreement does not have OpenSSL check it twice more (see there).
+        using var ephemeral = EcdhAgreement.CreateKey(recipient.CurveInfo!.Curve);
+        var z = EcdhAgreement.DeriveRawSecret(ephemeral, recipient);
         byte[]? kek = null;
         try
         {

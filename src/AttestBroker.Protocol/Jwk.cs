@@ -107,6 +107,12 @@ public sealed class Jwk
     /// <summary>EC y coordinate (copy).</summary>
     public byte[] Y => KeyType == JwkKeyType.Ec ? (byte[])_b.Clone() : throw new InvalidOperationException("not an EC key");
 
+    /// <summary>EC x coordinate, without a copy (EC only).</summary>
+    internal ReadOnlySpan<byte> EcX => KeyType == JwkKeyType.Ec ? _a : throw new InvalidOperationException("not an EC key");
+
+    /// <summary>EC y coordinate, without a copy (EC only).</summary>
+    internal ReadOnlySpan<byte> EcY => KeyType == JwkKeyType.Ec ? _b : throw new InvalidOperationException("not an EC key");
+
     /// <summary>RSA modulus, big-endian, minimal (copy).</summary>
     public byte[] N => KeyType == JwkKeyType.Rsa ? (byte[])_a.Clone() : throw new InvalidOperationException("not an RSA key");
 
