@@ -153,6 +153,17 @@ public sealed class Model_encrypt_imports_through_the_admin_API
     }
 
     [Test]
+    public async Task An_existing_empty_out_directory_receives_the_encrypted_model()
+    {
+        Directory.CreateDirectory(_out);
+        _onImport = (context, _) => Created(context, "embedded");
+        var (exit, _, stderr) = await EncryptAsync();
+        Assert.That(exit, Is.EqualTo(0), stderr);
+        Assert.That(Directory.GetFiles(_out).Select(Path.GetFileName).Order(StringComparer.Ordinal), Is.EqualTo(new[] { "manifest.json", "w.bin.menc" }));
+        Assert.That(Directory.GetFileSystemEntries(Path.GetDirectoryName(_out)!), Has.Length.EqualTo(1), "no staging directory left");
+    }
+
+    [Test]
     public async Task Two_runs_import_different_keys()
     {
         var keys = new List<string>();
