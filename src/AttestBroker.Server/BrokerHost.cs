@@ -142,9 +142,19 @@ public sealed partial class BrokerHost : IAsyncDisposable
             services.AddSingleton(verifiers);
             services.AddSingleton(options);
             services.AddSingleton(sp => BrokerKubernetes.Create(options, kubernetesClient, data.Storage.Audit, time, sp.GetRequiredService<ILoggerFactory>()));
-            services.AddSingleton(sp => new BrokerService(data.Storage, sp.GetRequiredService<IKeyBackend>(), nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>())
+            services.AddSingleton(sp =>
             {
-                KubernetesIdentity = sp.GetRequiredService<BrokerKubernetes>(),
+                var (azureTokens, azureHttp) = AzureAttestationWiring.Create(options.AzureAttestation, time, sp.GetService<AzureAttestationHttpHandler>());
+                if (azureHttp is not null)
+                {
+                    disposables.Add(azureHttp);
+                }
+
+                return new BrokerService(data.Storage, sp.GetRequiredService<IKeyBackend>(), nonces, signer, verifiers, options, time, sp.GetRequiredService<ILogger<BrokerService>>())
+                {
+                    KubernetesIdentity = sp.GetRequiredService<BrokerKubernetes>(),
+                    AzureTokens = azureTokens,
+                };
             });
             if (options.Kubernetes.WatchPolicies)
             {

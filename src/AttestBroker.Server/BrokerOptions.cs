@@ -84,6 +84,9 @@ public sealed class BrokerOptions
 
     /// <summary>Quarantine of pods that keep failing ("Broker:Quarantine"; off by default).</summary>
     public BrokerQuarantineOptions Quarantine { get; set; } = new();
+
+    /// <summary>Microsoft Azure Attestation tokens as evidence in /v1/attest ("Broker:AzureAttestation"; off by default).</summary>
+    public AttestBroker.Verification.Azure.AzureAttestationOptions AzureAttestation { get; set; } = new();
 }
 
 /// <summary>Start-up validation of <see cref="BrokerOptions"/> (ValidateOnStart); every failure names the setting.</summary>
@@ -154,6 +157,7 @@ public sealed class BrokerOptionsValidator : IValidateOptions<BrokerOptions>
 
         errors.AddRange(options.Admin.Validate());
         errors.AddRange(options.Kubernetes.Validate(options.Quarantine));
+        errors.AddRange(AzureAttestationWiring.Validate(options.AzureAttestation));
 
         if (options.NonceLifetimeSeconds is < 10 or > 900)
         {

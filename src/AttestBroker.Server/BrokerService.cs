@@ -18,7 +18,11 @@ namespace AttestBroker.Server;
 public sealed record VerifierSet(IReadOnlyDictionary<TeeKind, IEvidenceVerifier> Verifiers, TrustStore Trust, bool SkipCrl);
 
 /// <summary>A parsed attest-and-release request (see docs/protocol.md §7).</summary>
-internal sealed record AttestRequest(string ChallengeToken, byte[] Evidence, Jwk PublicKey, IReadOnlyList<string> KeyIds, string? ServiceAccountToken);
+internal sealed record AttestRequest(string ChallengeToken, byte[] Evidence, Jwk PublicKey, IReadOnlyList<string> KeyIds, string? ServiceAccountToken)
+{
+    /// <summary>The Azure Attestation token sent instead of raw evidence (evidence_format azure-attestation-token); Evidence then holds its UTF-8 bytes.</summary>
+    public string? AzureToken { get; init; }
+}
 
 /// <summary>
 /// The broker's decisions: issue challenges, and attest-and-release (verify evidence, check the REPORT_DATA binding,
@@ -152,6 +156,12 @@ public sealed partial class BrokerService
         }
 
         AddRequesterDetails(baseDetails, requester);
+        if (parsed.AzureToken is not null && AzureTokens is null)
+        {
+            var p = AzureTokensDisabledProblem();
+            await AuditDenialAsync(now, client, p.Code, evidenceDigest, null, parsed.KeyIds, baseDetails, cancellationToken);
+            return p;
+        }
 
         if (!_nonces.TryOpen(parsed.ChallengeToken, out var challenge, out var challengeError))
         {
@@ -170,6 +180,11 @@ public sealed partial class BrokerService
             var p = new BrokerProblem(StatusCodes.Status409Conflict, ProblemCodes.NonceUsed, "Nonce already used", "each challenge can be used once; ask for a new one");
             await AuditDenialAsync(now, client, p.Code, evidenceDigest, null, parsed.KeyIds, baseDetails, cancellationToken);
             return p;
+        }
+
+        if (parsed.AzureToken is { } azureToken)
+        {
+            return await AttestAzureTokenAsync(parsed, azureToken, challenge, requester, now, client, evidenceDigest, baseDetails, cancellationToken);
         }
 
         if (!_verifiers.Verifiers.TryGetValue(challenge.Tee, out var verifier))
@@ -218,7 +233,8 @@ public sealed partial class BrokerService
         return await ReleaseAsync(parsed.PublicKey, parsed.KeyIds, input, issueToken: true, now, client, evidenceDigest, claimsDigest, baseDetails, cancellationToken);
     }
 
-    private async Task<BrokerOutcome> ReleaseAsync(Jwk publicKey, IReadOnlyList<string> keyIds, PolicyInput input, bool issueToken, DateTimeOffset now, string? client, string? evidenceDigest, string claimsDigest, Dictionary<string, string> details, CancellationToken cancellationToken)
+    /// <param name="attestationToken">The pod's verified Azure Attestation token, when it sent one: keys of an attestation-token backend (Key Vault SKR) are released against it, and refused without it.</param>
+    private async Task<BrokerOutcome> ReleaseAsync(Jwk publicKey, IReadOnlyList<string> keyIds, PolicyInput input, bool issueToken, DateTimeOffset now, string? client, string? evidenceDigest, string claimsDigest, Dictionary<string, string> details, CancellationToken cancellationToken, string? attestationToken = null)
     {
         // Appraise every key first; release nothing unless every requested key is granted.
         var decisions = new List<(string KeyId, PolicyDecision? Decision, long? StoreVersion, string? Refusal)>();
@@ -271,7 +287,9 @@ public sealed partial class BrokerService
                 }
             }
 
-            decisions.Add((keyId, PolicyEvaluator.Evaluate(policy, input), stored.Version, info.State == KeyState.Disabled ? "key_disabled" : null));
+            var refusal = info.State == KeyState.Disabled ? "key_disabled"
+                : attestationToken is null && await TokenBackendForAsync(keyId, cancellationToken) is not null ? AttestationTokenRequiredReason : null;
+            decisions.Add((keyId, PolicyEvaluator.Evaluate(policy, input), stored.Version, refusal));
         }
 
         var denied = decisions.Where(d => d.Refusal is not null || d.Decision is { Granted: false }).ToList();
@@ -329,6 +347,11 @@ public sealed partial class BrokerService
             }
 
             var onlyDisabled = denied.All(d => d.Refusal == "key_disabled" && d.Decision is { Granted: true });
+            if (denied.All(d => d.Refusal == AttestationTokenRequiredReason && d.Decision is { Granted: true }))
+            {
+                return AttestationTokenRequiredProblem(perKey);
+            }
+
             return onlyDisabled
                 ? new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.KeyDisabled, "Key disabled", "a requested key is disabled", new JsonObject { ["keys"] = perKey })
                 : new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.PolicyDenied, "Denied by policy", "the release policy of at least one requested key denied; no key was released", new JsonObject { ["keys"] = perKey });
@@ -342,7 +365,14 @@ public sealed partial class BrokerService
             {
                 try
                 {
-                    await _keys.GetForReleaseAsync(keyId, buffer, cancellationToken);
+                    if (attestationToken is not null && await TokenBackendForAsync(keyId, cancellationToken) is { } tokenBackend)
+                    {
+                        await tokenBackend.GetForReleaseAsync(keyId, attestationToken, buffer, cancellationToken);
+                    }
+                    else
+                    {
+                        await _keys.GetForReleaseAsync(keyId, buffer, cancellationToken);
+                    }
                 }
                 catch (KeyStoreException ex) when (ex.Error == KeyError.Disabled)
                 {
@@ -439,6 +469,7 @@ public sealed partial class BrokerService
             CrlChecked = crlChecked,
             TrustsSimulator = _verifiers.Trust.TrustsSimulator,
             Requester = requester is null ? null : new RequesterIdentity(requester.Namespace, requester.ServiceAccount),
+            AzureAttestation = FromAzureToken(claims),
         };
         var claimsDigest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(claims.ToJsonString())));
         var details = new Dictionary<string, string>(StringComparer.Ordinal) { ["jkt"] = token.ConfirmationThumbprint, ["jti"] = token.TokenId, ["tee"] = tee, ["via"] = "token" };
@@ -701,7 +732,7 @@ public sealed partial class BrokerService
                 return null;
             }
 
-            string? challenge = null, evidence = null, saToken = null;
+            string? challenge = null, evidence = null, saToken = null, evidenceFormat = null;
             JsonElement? jwk = null;
             List<string>? keyIds = null;
             var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -721,6 +752,9 @@ public sealed partial class BrokerService
                     case "evidence" when p.Value.ValueKind == JsonValueKind.String:
                         evidence = p.Value.GetString();
                         break;
+                    case "evidence_format" when p.Value.ValueKind == JsonValueKind.String:
+                        evidenceFormat = p.Value.GetString();
+                        break;
                     case "service_account_token" when p.Value.ValueKind is JsonValueKind.String or JsonValueKind.Null:
                         saToken = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() : null;
                         break;
@@ -735,7 +769,7 @@ public sealed partial class BrokerService
                         }
 
                         break;
-                    case "challenge" or "evidence" or "service_account_token" or "public_key" or "key_ids":
+                    case "challenge" or "evidence" or "evidence_format" or "service_account_token" or "public_key" or "key_ids":
                         problem = BrokerProblem.Malformed($"member \"{p.Name}\" has the wrong JSON type");
                         return null;
                     default:
@@ -748,6 +782,17 @@ public sealed partial class BrokerService
             {
                 problem = BrokerProblem.Malformed("\"challenge\", \"evidence\", \"public_key\" and \"key_ids\" are required");
                 return null;
+            }
+
+            if (evidenceFormat is not (null or EvidenceFormatRaw or EvidenceFormatAzureToken))
+            {
+                problem = BrokerProblem.Malformed($"\"evidence_format\" must be \"{EvidenceFormatRaw}\" (the default) or \"{EvidenceFormatAzureToken}\"");
+                return null;
+            }
+
+            if (evidenceFormat == EvidenceFormatAzureToken)
+            {
+                return ParseAzureTokenRequest(challenge, evidence, jwk.Value, keyIds, saToken, out problem);
             }
 
             var evidenceBytes = DecodeEvidence(evidence);

@@ -29,6 +29,12 @@ public static class ProblemCodes
     public const string RateLimited = "rate-limited";
     public const string BackendUnavailable = "backend-unavailable";
     public const string CollateralUnavailable = "collateral-unavailable";
+
+    /// <summary>An evidence format the operator has not turned on (an Azure Attestation token while Broker:AzureAttestation is off).</summary>
+    public const string EvidenceKindDisabled = "evidence-kind-disabled";
+
+    /// <summary>A key released by an attestation-token backend (Key Vault SKR) was asked for without an Azure Attestation token.</summary>
+    public const string AttestationTokenRequired = "attestation-token-required";
     public const string NotFound = "not-found";
     public const string InternalError = "internal-error";
 }

@@ -418,6 +418,20 @@ public sealed class AzureAttestationTokenVerifier
             claims.Set("tcb_status", status);
         }
 
+        // The TCB level's Intel advisories (TDX EAT profile): without them a policy cannot rule advisories out and denies.
+        if (b.TryGetProperty("attester_advisory_ids", out var advisories))
+        {
+            if (advisories.ValueKind == JsonValueKind.Array && advisories.GetArrayLength() <= 256
+                && advisories.EnumerateArray().All(a => a.ValueKind == JsonValueKind.String && a.GetString()!.Length is > 0 and <= 64))
+            {
+                claims.Set("advisory_ids", new JsonArray(advisories.EnumerateArray().Select(a => (JsonNode?)a.GetString()).ToArray()));
+            }
+            else
+            {
+                reasons.Add(new VerificationReason(ReasonClaimsInvalid, "attester_advisory_ids is not a list of advisory IDs"));
+            }
+        }
+
         if (Str(b, "x-ms-compliance-status") is { } compliance)
         {
             claims.Set("azure_compliance_status", compliance);

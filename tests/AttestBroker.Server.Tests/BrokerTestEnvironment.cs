@@ -141,7 +141,8 @@ internal sealed class RunningBroker : IAsyncDisposable
 
     public string DataDir { get; }
 
-    public static async Task<RunningBroker> StartAsync(BrokerTestEnvironment env, Func<BrokerData, Task> seed, IDictionary<string, string?>? extra = null, bool trustSimulator = true)
+    public static async Task<RunningBroker> StartAsync(BrokerTestEnvironment env, Func<BrokerData, Task> seed, IDictionary<string, string?>? extra = null, bool trustSimulator = true,
+        Action<Microsoft.AspNetCore.Builder.WebApplicationBuilder>? configure = null)
     {
         var time = new ManualTime(BrokerTestEnvironment.Issued.AddHours(1));
         var dataDir = Path.Combine(env.Root, "data-" + Guid.NewGuid().ToString("N"));
@@ -183,7 +184,7 @@ internal sealed class RunningBroker : IAsyncDisposable
             settings[k] = v;
         }
 
-        var host = await BrokerHost.CreateAsync([], settings, time);
+        var host = await BrokerHost.CreateAsync([], settings, time, configure);
         await host.StartAsync();
         var address = host.Addresses.Single();
         var pinned = certificate.GetCertHash(HashAlgorithmName.SHA256);

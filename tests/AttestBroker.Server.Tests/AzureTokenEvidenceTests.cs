@@ -1,0 +1,351 @@
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using AttestBroker.Evidence;
+using AttestBroker.Keys.Backends.Tests;
+using AttestBroker.Policy;
+using AttestBroker.Protocol;
+using Microsoft.Extensions.DependencyInjection;
+using NUnit.Framework;
+
+namespace AttestBroker.Server.Tests;
+
+/// <summary>
+/// Microsoft Azure Attestation tokens as evidence in /v1/attest, over real HTTPS on 127.0.0.1. The attestation
+/// instance is <see cref="FakeAttestationService"/> (linked from the key-backend contract tests): CONTRACT tests only,
+/// the tokens are signed here by a test RSA key the fake publishes at {instance}/certs, not by Azure.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[CancelAfter(120_000)]
+public sealed class Azure_attestation_tokens_as_evidence
+{
+    private const string SnpKey = "azure-snp";
+    private const string TdxKey = "azure-tdx";
+    private const string SnpKeyNoOptIn = "azure-snp-no-opt-in";
+    private const string SnpKeyWrongMeasurement = "azure-snp-other-measurement";
+    private const string SnpKey2 = "azure-snp-2";
+
+    private static readonly string Measurement = new('a', 96);
+    private static readonly string MrTd = new('1', 96);
+
+    private FakeAttestationService _maa = null!;
+    private RunningBroker? _broker;
+
+    private static BrokerTestEnvironment Env => Shared.Env;
+
+    private static byte[] KeyBytes(string keyId) => SHA256.HashData(Encoding.UTF8.GetBytes("azure test key " + keyId));
+
+    [SetUp]
+    public async Task StartAsync() => _maa = await FakeAttestationService.StartAsync(BrokerTestEnvironment.Issued.AddDays(-30));
+
+    [TearDown]
+    public async Task StopAsync()
+    {
+        if (_broker is not null)
+        {
+            await _broker.DisposeAsync();
+            _broker = null;
+        }
+
+        await _maa.DisposeAsync();
+    }
+
+    private async Task<RunningBroker> StartBrokerAsync(bool enabled = true)
+    {
+        var settings = new Dictionary<string, string?>();
+        if (enabled)
+        {
+            settings["Broker:AzureAttestation:Enabled"] = "true";
+            settings["Broker:AzureAttestation:Instance"] = _maa.Instance.ToString();
+            settings["Broker:AzureAttestation:MinRefreshInterval"] = "00:00:00";
+        }
+
+        _broker = await RunningBroker.StartAsync(Env, async data =>
+        {
+            var now = BrokerTestEnvironment.Issued;
+            foreach (var id in new[] { SnpKey, TdxKey, SnpKeyNoOptIn, SnpKeyWrongMeasurement, SnpKey2 })
+            {
+                await data.Keys.ImportAsync(id, KeyBytes(id));
+            }
+
+            await data.SetPolicyAsync(SnpKey, SnpPolicy("azure-snp", Measurement, optIn: true), "test", now);
+            await data.SetPolicyAsync(SnpKey2, SnpPolicy("azure-snp-2", Measurement, optIn: true), "test", now);
+            await data.SetPolicyAsync(SnpKeyNoOptIn, SnpPolicy("azure-snp-no-opt-in", Measurement, optIn: false), "test", now);
+            await data.SetPolicyAsync(SnpKeyWrongMeasurement, SnpPolicy("azure-snp-other", new string('b', 96), optIn: true), "test", now);
+            await data.SetPolicyAsync(TdxKey, $"name: azure-tdx\nversion: 1\ntee: [tdx]\nallowAzureAttestation: true\ntdx:\n  mrTd: [{MrTd}]\n", "test", now);
+        }, settings, configure: b => b.Services.AddSingleton(new AzureAttestationHttpHandler(FakeAttestationService.TrustingHandler)));
+        return _broker;
+    }
+
+    private static string SnpPolicy(string name, string measurement, bool optIn) =>
+        $"name: {name}\nversion: 1\ntee: [sev-snp]\nallowAzureAttestation: {(optIn ? "true" : "false")}\nsnp:\n  measurement: [{measurement}]\n";
+
+    private static string AttestJson(string challenge, string token, Jwk publicKey, params string[] keyIds) =>
+        new JsonObject
+        {
+            ["challenge"] = challenge,
+            ["evidence_format"] = "azure-attestation-token",
+            ["evidence"] = token,
+            ["public_key"] = JsonNode.Parse(publicKey.ToJson()),
+            ["key_ids"] = new JsonArray(keyIds.Select(k => (JsonNode?)k).ToArray()),
+        }.ToJsonString();
+
+    /// <summary>A challenge for <paramref name="tee"/>, a token from the fake instance whose runtime claims carry its nonce and the pod key (as MAA copies them from the runtime data), then attest.</summary>
+    private async Task<(int Status, JsonNode? Body, string Token)> AttestAsync(TeeKind tee, Jwk podKey, Func<JsonObject, JsonObject>? edit = null, Func<JsonObject, string>? sign = null, params string[] keyIds)
+    {
+        var broker = _broker!;
+        var (nonce, challenge) = await broker.ChallengeAsync(tee);
+        var issuedAt = broker.Time.GetUtcNow().AddMinutes(-1);
+        var nonceText = RunningBroker.Base64UrlEncode(nonce);
+        var jwk = JsonNode.Parse(podKey.ToJson())!;
+        var claims = tee == TeeKind.Tdx ? _maa.TdxClaims(issuedAt, nonceText, MrTd, jwk) : _maa.SnpClaims(issuedAt, nonceText, Measurement, jwk);
+        claims = edit?.Invoke(claims) ?? claims;
+        var token = sign?.Invoke(claims) ?? _maa.Sign(claims);
+        var (status, body, _) = await broker.PostAsync("/v1/attest", AttestJson(challenge, token, podKey, keyIds));
+        return (status, body, token);
+    }
+
+    private static async Task<(int Status, JsonNode? Body)> KeysAsync(RunningBroker broker, string token, Jwk key, params string[] keyIds)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/v1/keys", UriKind.Relative));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        request.Content = new StringContent(new JsonObject { ["public_key"] = JsonNode.Parse(key.ToJson()), ["key_ids"] = new JsonArray(keyIds.Select(k => (JsonNode?)k).ToArray()) }.ToJsonString(), Encoding.UTF8);
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await broker.Client.SendAsync(request);
+        var text = await response.Content.ReadAsStringAsync();
+        return ((int)response.StatusCode, text.Length == 0 ? null : JsonNode.Parse(text));
+    }
+
+    private static JsonObject TokenClaims(string resultToken)
+    {
+        var payload = resultToken.Split('.')[1];
+        return (JsonObject)JsonNode.Parse(RunningBroker.Base64UrlDecode(payload))!["claims"]!;
+    }
+
+    private async Task<string> LastAuditRowAsync() => (await _broker!.Host.Data.Storage.Audit.ReadAsync(1, 10_000))[^1].EventJson;
+
+    [Test]
+    public async Task Snp_token_is_granted_by_an_opt_in_policy_and_the_result_says_it_came_from_azure()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+
+        var (status, body, maaToken) = await AttestAsync(TeeKind.SevSnp, jwk, keyIds: SnpKey);
+
+        Assert.That(status, Is.EqualTo(200), body?.ToJsonString());
+        Assert.That(JweDecryptor.Decrypt((string)body!["keys"]![0]!["jwe"]!, pod), Is.EqualTo(KeyBytes(SnpKey)));
+        var claims = TokenClaims((string)body["token"]!);
+        var audit = await LastAuditRowAsync();
+        Assert.Multiple(() =>
+        {
+            Assert.That((string?)body["evidence_source"], Is.EqualTo("azure_attestation"));
+            Assert.That((string?)body["tee"], Is.EqualTo("sev-snp"));
+            Assert.That((bool?)body["simulated"], Is.False);
+            Assert.That((string?)claims["evidence_source"], Is.EqualTo("azure_attestation"));
+            Assert.That((string?)claims["attestation_service"], Is.EqualTo(_maa.Issuer));
+            Assert.That((string?)claims["measurement"], Is.EqualTo(Measurement));
+            Assert.That((bool?)claims["crl_checked"], Is.False);
+            Assert.That(audit, Does.Contain("\"granted\"").And.Contain("\"evidence_source\":\"azure_attestation\"").And.Contain(_maa.Issuer));
+            Assert.That(audit, Does.Not.Contain(maaToken), "the audit log never holds the token");
+        });
+    }
+
+    [Test]
+    public async Task The_result_token_of_an_azure_token_still_needs_the_opt_in_on_v1_keys()
+    {
+        var broker = await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, jwk, keyIds: SnpKey);
+        Assert.That(status, Is.EqualTo(200), body?.ToJsonString());
+        var resultToken = (string)body!["token"]!;
+
+        var (granted, grantedBody) = await KeysAsync(broker, resultToken, jwk, SnpKey2);
+        Assert.That(granted, Is.EqualTo(200), grantedBody?.ToJsonString());
+        Assert.That(JweDecryptor.Decrypt((string)grantedBody!["keys"]![0]!["jwe"]!, pod), Is.EqualTo(KeyBytes(SnpKey2)));
+
+        var (denied, deniedBody) = await KeysAsync(broker, resultToken, jwk, SnpKeyNoOptIn);
+        Assert.That((denied, Shared.Code(deniedBody)), Is.EqualTo((403, ProblemCodes.PolicyDenied)), deniedBody?.ToJsonString());
+        Assert.That(deniedBody!.ToJsonString(), Does.Contain(PolicyCodes.AzureAttestationNotAllowed));
+    }
+
+    [Test]
+    public async Task Tdx_token_is_granted_by_an_opt_in_tdx_policy()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP384);
+        var (status, body, _) = await AttestAsync(TeeKind.Tdx, Jwk.FromPublicKey(pod), keyIds: TdxKey);
+
+        Assert.That(status, Is.EqualTo(200), body?.ToJsonString());
+        Assert.That(JweDecryptor.Decrypt((string)body!["keys"]![0]!["jwe"]!, pod), Is.EqualTo(KeyBytes(TdxKey)));
+        var claims = TokenClaims((string)body["token"]!);
+        Assert.That(((string?)claims["tee"], (string?)claims["mr_td"], (string?)claims["tcb_status"]), Is.EqualTo(("tdx", MrTd, "UpToDate")));
+    }
+
+    [Test]
+    public async Task A_policy_without_the_opt_in_denies_with_azure_attestation_not_allowed()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), keyIds: SnpKeyNoOptIn);
+
+        Assert.That((status, Shared.Code(body)), Is.EqualTo((403, ProblemCodes.PolicyDenied)), body?.ToJsonString());
+        var failures = body!["keys"]![0]!["failures"]!.AsArray();
+        Assert.That(failures.Select(f => ((string?)f!["code"], (string?)f["rule"])), Does.Contain(((string?)PolicyCodes.AzureAttestationNotAllowed, (string?)"allowAzureAttestation")));
+    }
+
+    [Test]
+    public async Task A_measurement_the_policy_does_not_list_is_denied_naming_the_rule()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), keyIds: SnpKeyWrongMeasurement);
+
+        Assert.That((status, Shared.Code(body)), Is.EqualTo((403, ProblemCodes.PolicyDenied)), body?.ToJsonString());
+        var failures = body!["keys"]![0]!["failures"]!.AsArray();
+        Assert.That(failures.Select(f => ((string?)f!["code"], (string?)f["rule"], (string?)f["actual"])),
+            Is.EqualTo(new[] { ((string?)PolicyCodes.MeasurementMismatch, (string?)"snp.measurement", (string?)Measurement) }));
+    }
+
+    [Test]
+    public async Task Azure_tokens_are_refused_with_evidence_kind_disabled_when_the_operator_has_not_enabled_them()
+    {
+        var broker = await StartBrokerAsync(enabled: false);
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), keyIds: SnpKey);
+
+        Assert.That((status, Shared.Code(body)), Is.EqualTo((400, ProblemCodes.EvidenceKindDisabled)), body?.ToJsonString());
+        Assert.That((string?)body!["type"], Is.EqualTo("urn:attestbroker:problem:evidence-kind-disabled"));
+        Assert.That((string?)body["detail"], Does.Contain("Broker:AzureAttestation"));
+        Assert.That(_maa.CertsRequests, Is.Zero, "a broker with Azure tokens off never asks the instance");
+        Assert.That(await LastAuditRowAsync(), Does.Contain(ProblemCodes.EvidenceKindDisabled));
+        Assert.That(broker.Host.Data.Storage, Is.Not.Null);
+    }
+
+    [Test]
+    public async Task Token_from_another_issuer_is_refused_with_token_invalid()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), c => { c["iss"] = "https://sharedeus2.eus2.attest.azure.net"; return c; }, keyIds: SnpKey);
+
+        Assert.That((status, Shared.Code(body), (string?)body?["error"]), Is.EqualTo((401, ProblemCodes.TokenInvalid, "token_issuer_mismatch")), body?.ToJsonString());
+        Assert.That(await LastAuditRowAsync(), Does.Contain(ProblemCodes.TokenInvalid));
+    }
+
+    [Test]
+    public async Task Expired_token_is_refused_with_token_invalid()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), c =>
+        {
+            c["iat"] = (long)c["iat"]! - (9 * 3600);
+            c["nbf"] = c["iat"]!.DeepClone();
+            c["exp"] = (long)c["iat"]! + (8 * 3600);
+            return c;
+        }, keyIds: SnpKey);
+
+        Assert.That((status, Shared.Code(body), (string?)body?["error"]), Is.EqualTo((401, ProblemCodes.TokenInvalid, "token_expired")), body?.ToJsonString());
+    }
+
+    [Test]
+    public async Task Token_signed_by_a_key_the_instance_did_not_publish_is_refused_with_token_invalid()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        using var forger = RSA.Create(2048);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), sign: c => FakeAttestationService.Sign(c, "signing-key-1", forger), keyIds: SnpKey);
+
+        Assert.That((status, Shared.Code(body), (string?)body?["error"]), Is.EqualTo((401, ProblemCodes.TokenInvalid, "token_signature_invalid")), body?.ToJsonString());
+    }
+
+    [Test]
+    public async Task Token_whose_runtime_nonce_is_not_the_challenge_is_a_binding_mismatch()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), c => { c["x-ms-runtime"]!["nonce"] = RunningBroker.Base64UrlEncode(new byte[32]); return c; }, keyIds: SnpKey);
+
+        Assert.That((status, Shared.Code(body), (string?)body?["error"]), Is.EqualTo((403, ProblemCodes.BindingMismatch, "nonce_mismatch")), body?.ToJsonString());
+    }
+
+    [Test]
+    public async Task Token_bound_to_another_public_key_is_a_binding_mismatch()
+    {
+        await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        using var other = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var otherJwk = JsonNode.Parse(Jwk.FromPublicKey(other).ToJson())!;
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), c => { c["x-ms-runtime"]!["keys"] = new JsonArray(otherJwk); return c; }, keyIds: SnpKey);
+
+        Assert.That((status, Shared.Code(body), (string?)body?["error"]), Is.EqualTo((403, ProblemCodes.BindingMismatch, "key_binding_mismatch")), body?.ToJsonString());
+    }
+
+    [Test]
+    public async Task Token_for_another_tee_kind_than_the_challenge_is_malformed_evidence()
+    {
+        var broker = await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (nonce, challenge) = await broker.ChallengeAsync(TeeKind.Tdx);
+        var claims = _maa.SnpClaims(broker.Time.GetUtcNow().AddMinutes(-1), RunningBroker.Base64UrlEncode(nonce), Measurement, JsonNode.Parse(jwk.ToJson())!);
+        var (status, body, _) = await broker.PostAsync("/v1/attest", AttestJson(challenge, _maa.Sign(claims), jwk, SnpKey));
+
+        Assert.That((status, Shared.Code(body), (string?)body?["error"]), Is.EqualTo((400, ProblemCodes.MalformedEvidence, "tee_mismatch")), body?.ToJsonString());
+    }
+
+    [Test]
+    public async Task Evidence_that_is_not_a_compact_jws_is_malformed_and_an_unknown_format_is_a_malformed_request()
+    {
+        var broker = await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (_, challenge) = await broker.ChallengeAsync(TeeKind.SevSnp);
+
+        var (status, body, _) = await broker.PostAsync("/v1/attest", AttestJson(challenge, "not a token", jwk, SnpKey));
+        Assert.That((status, Shared.Code(body)), Is.EqualTo((400, ProblemCodes.MalformedEvidence)), body?.ToJsonString());
+
+        var unknown = JsonNode.Parse(AttestJson(challenge, "a.b.c", jwk, SnpKey))!;
+        unknown["evidence_format"] = "sgx-quote";
+        (status, body, _) = await broker.PostAsync("/v1/attest", unknown.ToJsonString());
+        Assert.That((status, Shared.Code(body)), Is.EqualTo((400, ProblemCodes.MalformedRequest)), body?.ToJsonString());
+        Assert.That((string?)body!["detail"], Does.Contain("evidence_format"));
+    }
+
+    [Test]
+    public async Task A_challenge_used_with_a_token_cannot_be_used_again()
+    {
+        var broker = await StartBrokerAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (nonce, challenge) = await broker.ChallengeAsync(TeeKind.SevSnp);
+        var token = _maa.Sign(_maa.SnpClaims(broker.Time.GetUtcNow().AddMinutes(-1), RunningBroker.Base64UrlEncode(nonce), Measurement, JsonNode.Parse(jwk.ToJson())!));
+
+        var (first, firstBody, _) = await broker.PostAsync("/v1/attest", AttestJson(challenge, token, jwk, SnpKey));
+        Assert.That(first, Is.EqualTo(200), firstBody?.ToJsonString());
+        var (second, secondBody, _) = await broker.PostAsync("/v1/attest", AttestJson(challenge, token, jwk, SnpKey));
+        Assert.That((second, Shared.Code(secondBody)), Is.EqualTo((409, ProblemCodes.NonceUsed)));
+    }
+
+    [Test]
+    public async Task Signing_keys_that_cannot_be_fetched_give_503_collateral_unavailable_and_release_nothing()
+    {
+        await StartBrokerAsync();
+        _maa.Down = true;
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var (status, body, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), keyIds: SnpKey);
+
+        Assert.That((status, Shared.Code(body)), Is.EqualTo((503, ProblemCodes.CollateralUnavailable)), body?.ToJsonString());
+        Assert.That((string?)body!["error"], Is.EqualTo("token_keys_unavailable"));
+        Assert.That(body["keys"], Is.Null);
+        Assert.That(await LastAuditRowAsync(), Does.Contain(ProblemCodes.CollateralUnavailable));
+
+        _maa.Down = false;
+        var (again, againBody, _) = await AttestAsync(TeeKind.SevSnp, Jwk.FromPublicKey(pod), keyIds: SnpKey);
+        Assert.That(again, Is.EqualTo(200), againBody?.ToJsonString());
+    }
+}
