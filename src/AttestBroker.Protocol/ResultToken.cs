@@ -89,11 +89,25 @@ public static class ResultToken
     private const ProtocolError Bad = ProtocolError.TokenMalformed;
 
     /// <summary>Signs a new token at <paramref name="now"/> with an ECDSA P-256 key; "kid" is that key's thumbprint.</summary>
-    public static string Create(ResultTokenDescriptor descriptor, ECDsa signingKey, DateTimeOffset now)
+    public static string Create(ResultTokenDescriptor descriptor, ECDsa signingKey, DateTimeOffset now) =>
+        Create(descriptor, signingKey, Jwks.SigningJwk(signingKey).KeyId!, now);
+
+    /// <summary>
+    /// As <see cref="Create(ResultTokenDescriptor, ECDsa, DateTimeOffset)"/> with the signing key's "kid" already known:
+    /// its RFC 7638 thumbprint as <see cref="Jwks.FromSigningKeys"/> publishes it (a signer that keeps its key saves
+    /// exporting it again for every token). Another value makes tokens no verifier of that JWKS accepts.
+    /// </summary>
+    public static string Create(ResultTokenDescriptor descriptor, ECDsa signingKey, string signingKeyId, DateTimeOffset now)
     {
         ArgumentNullException.ThrowIfNull(descriptor);
         ArgumentNullException.ThrowIfNull(descriptor.ConfirmationKey);
-        var signingJwk = Jwks.SigningJwk(signingKey);
+        ArgumentNullException.ThrowIfNull(signingKey);
+        ArgumentException.ThrowIfNullOrEmpty(signingKeyId);
+        if (signingKey.KeySize != 256)
+        {
+            throw new ProtocolException(ProtocolError.TokenParametersInvalid, "token-signing key must be ECDSA P-256");
+        }
+
         if (string.IsNullOrEmpty(descriptor.Issuer))
         {
             throw new ProtocolException(ProtocolError.TokenParametersInvalid, "issuer is empty");
@@ -111,7 +125,7 @@ public static class ResultToken
         var header = Json(w =>
         {
             w.WriteString("alg", JoseAlgorithms.Es256);
-            w.WriteString("kid", signingJwk.KeyId);
+            w.WriteString("kid", signingKeyId);
             w.WriteString("typ", TokenType);
         });
         var payload = Json(w =>

@@ -12,6 +12,7 @@ public sealed class TokenSigner : IDisposable
     public const string FileName = "token-signing.key";
 
     private readonly ECDsa _key;
+    private readonly string _keyId;
 
     public TokenSigner(ECDsa key)
     {
@@ -24,6 +25,7 @@ public sealed class TokenSigner : IDisposable
         _key = key;
         Jwks = Jwks.FromSigningKeys([key]);
         JwksJson = Jwks.ToJson();
+        _keyId = Jwks.Keys[0].KeyId!;
     }
 
     public Jwks Jwks { get; }
@@ -107,7 +109,7 @@ public sealed class TokenSigner : IDisposable
         }
     }
 
-    public string CreateToken(ResultTokenDescriptor descriptor, DateTimeOffset now) => ResultToken.Create(descriptor, _key, now);
+    public string CreateToken(ResultTokenDescriptor descriptor, DateTimeOffset now) => ResultToken.Create(descriptor, _key, _keyId, now);
 
     public void Dispose() => _key.Dispose();
 }

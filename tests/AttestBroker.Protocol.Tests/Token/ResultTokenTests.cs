@@ -80,6 +80,19 @@ public sealed class ResultTokenTests : IDisposable
     }
 
     [Test]
+    public void Token_signed_with_the_published_kid_given_verifies_and_with_another_kid_is_rejected_with_token_key_unknown()
+    {
+        var descriptor = new ResultTokenDescriptor { Issuer = Issuer, ConfirmationKey = PodKey };
+        var kid = Keys.Keys[0].KeyId!;
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ResultToken.Verify(ResultToken.Create(descriptor, _signer, kid, Now), Keys, Issuer, PodKey, Now).KeyId, Is.EqualTo(kid));
+            Assert.That(VerifyError(ResultToken.Create(descriptor, _signer, AttestBroker.Protocol.Jwks.FromSigningKeys([_otherSigner]).Keys[0].KeyId!, Now)), Is.EqualTo(ProtocolError.TokenKeyUnknown));
+        });
+    }
+
+    [Test]
     public void Token_payload_binds_cnf_jkt_to_the_pod_key_thumbprint()
     {
         var payload = JsonNode.Parse(TestSupport.UnB64(NewToken().Split('.')[1]))!;
