@@ -83,6 +83,10 @@ internal sealed class FakeKeyVault : IDisposable
 
     public byte[] OctKeyBytes(string name) => _octKeys[name].Bytes;
 
+    /// <summary>What Key Vault's unwrapkey would give for <paramref name="wrapped"/> under the RSA key version (for assertions).</summary>
+    public byte[] Unwrap(string version, byte[] wrapped) =>
+        _rsaVersions.Single(e => e.Version == version).Key.Decrypt(wrapped, RSAEncryptionPadding.OaepSHA256);
+
     public string AddRsaVersion()
     {
         string version = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16));
