@@ -61,8 +61,14 @@ internal sealed class EcCurveInfo
             return false;
         }
 
-        var lhs = BigInteger.ModPow(by, 2, _p);
-        var rhs = ((BigInteger.ModPow(bx, 3, _p) - (3 * bx) + _b) % _p + _p) % _p;
+        // Plain products and one reduction each (ModPow is for large exponents; these are 2 and 3).
+        var lhs = by * by % _p;
+        var rhs = (((bx * bx % _p) - 3) * bx + _b) % _p;
+        if (rhs.Sign < 0)
+        {
+            rhs += _p;
+        }
+
         return lhs == rhs;
     }
 }

@@ -31,6 +31,53 @@ public sealed class JwkValidationTests
     }
 
     [Test]
+    public void Curve_check_agrees_with_the_textbook_equation_for_points_with_small_x_and_random_coordinates([Values("P-256", "P-384")] string crv)
+    {
+        var curve = EcCurveInfo.FromName(crv)!;
+        var pHex = crv == "P-256"
+            ? "ffffffff00000001000000000000000000000000ffffffffffffffffffffffff"
+            : "fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffeffffffff0000000000000000ffffffff";
+        var bHex = crv == "P-256"
+            ? "5ac635d8aa3a93e7b3ebbd55769886bc651d06b0cc53b0f63bce3c3e27d2604b"
+            : "b3312fa7e23ee7e4988e056be3f82d19181d9c6efe8141120314088f5013875ac656398d8a2ed19d2a85c8edd3ec2aef";
+        var p = System.Numerics.BigInteger.Parse("0" + pHex, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+        var b = System.Numerics.BigInteger.Parse("0" + bHex, System.Globalization.NumberStyles.HexNumber, System.Globalization.CultureInfo.InvariantCulture);
+        var n = curve.CoordinateLength;
+        byte[] Bytes(System.Numerics.BigInteger v)
+        {
+            var raw = v.ToByteArray(isUnsigned: true, isBigEndian: true);
+            var padded = new byte[n];
+            raw.CopyTo(padded, n - raw.Length);
+            return padded;
+        }
+
+        bool Textbook(byte[] x, byte[] y)
+        {
+            var bx = new System.Numerics.BigInteger(x, isUnsigned: true, isBigEndian: true);
+            var by = new System.Numerics.BigInteger(y, isUnsigned: true, isBigEndian: true);
+            return bx < p && by < p && System.Numerics.BigInteger.ModPow(by, 2, p) == (((System.Numerics.BigInteger.ModPow(bx, 3, p) - (3 * bx) + b) % p) + p) % p;
+        }
+
+        // x = 0 .. 40, where x^2 - 3 is negative for the first few: y = sqrt(x^3 - 3x + b) (p = 3 mod 4) when it exists.
+        var found = 0;
+        for (var i = 0; i <= 40; i++)
+        {
+            var rhs = ((((System.Numerics.BigInteger)i * i * i) - (3 * i) + b) % p + p) % p;
+            var y = System.Numerics.BigInteger.ModPow(rhs, (p + 1) / 4, p);
+            var onCurve = y * y % p == rhs;
+            found += onCurve ? 1 : 0;
+            Assert.That(curve.IsOnCurve(Bytes(i), Bytes(y)), Is.EqualTo(onCurve), $"x = {i}");
+            Assert.That(curve.IsOnCurve(Bytes(i), Bytes((y + 1) % p)), Is.False, $"x = {i}, y + 1");
+        }
+
+        Assert.That(found, Is.GreaterThan(5));
+        Gen.Byte.Array[n].Select(Gen.Byte.Array[n]).Sample((x, y) => curve.IsOnCurve(x, y) == Textbook(x, y), iter: 500);
+        using var key = ECDiffieHellman.Create(crv == "P-256" ? ECCurve.NamedCurves.nistP256 : ECCurve.NamedCurves.nistP384);
+        var q = key.ExportParameters(false).Q;
+        Assert.That(curve.IsOnCurve(q.X, q.Y), Is.True);
+    }
+
+    [Test]
     public void Coordinate_at_or_above_the_field_prime_is_rejected_with_point_not_on_curve()
     {
         var p = Convert.FromHexString("ffffffff00000001000000000000000000000000ffffffffffffffffffffffff");
