@@ -285,6 +285,69 @@ public sealed class Broker_with_Vault_KeyVault_and_Kubernetes_Secrets_backends
         Assert.That((string?)plain.Body!["backend"], Is.EqualTo(EmbeddedKeyStore.DefaultBackendName));
     }
 
+    [Test]
+    public async Task Vault_rate_limiting_past_the_retries_is_a_503_backend_unavailable_with_its_Retry_After()
+    {
+        var keyId = $"vault-busy-{Interlocked.Increment(ref _serial)}";
+        var created = await AdminAsync("POST", "/v1/admin/keys", $"{{\"id\":\"{keyId}\",\"backend\":\"vault\"}}");
+        Assert.That(created.Status, Is.EqualTo(201), created.Text);
+        await _broker.Host.Data.SetPolicyAsync(keyId, Env.TdxPolicy("busy"), "test", _broker.Time.GetUtcNow());
+        _vault.Faults.Enqueue(("decrypt", 429, "1", """{"errors":["rate limit quota exceeded"]}"""));
+        _vault.Faults.Enqueue(("decrypt", 429, "1", """{"errors":["rate limit quota exceeded"]}"""));
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (nonce, challenge) = await _broker.ChallengeAsync(TeeKind.Tdx);
+        using var content = new StringContent(RunningBroker.AttestJson(challenge, Env.Evidence(TeeKind.Tdx, nonce, jwk), jwk, keyId), Encoding.UTF8, "application/json");
+
+        using var response = await _broker.Client.PostAsync(new Uri("/v1/attest", UriKind.Relative), content);
+        var body = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.That(((int)response.StatusCode, Shared.Code(body)), Is.EqualTo((503, ProblemCodes.BackendUnavailable)), body?.ToJsonString());
+        Assert.That(response.Headers.RetryAfter?.Delta, Is.EqualTo(TimeSpan.FromSeconds(1)));
+        Assert.That(((string?)body!["backend"], (int?)body["retry_after_seconds"], (int?)body["service_status"]), Is.EqualTo(("vault", 1, 429)));
+        Assert.That(await ReleaseAsync(keyId), Has.Length.EqualTo(32), "released once Vault answers again");
+    }
+
+    [Test]
+    public async Task The_admin_cli_creates_lists_and_rotates_by_backend_through_the_broker()
+    {
+        string token;
+        using (var key = AdminTokens.LoadOrCreateLocalKey(_broker.DataDir))
+        {
+            token = AdminTokens.Mint(key, "cli-admin", [AdminRoles.KeyAdmin], _broker.Time.GetUtcNow(), TimeSpan.FromMinutes(10), AdminTokens.DefaultAudience);
+        }
+
+        var url = _broker.Host.Addresses.Single().ToString();
+        var ca = Path.Combine(_broker.DataDir, "tls.crt");
+        string[] remote = ["--broker", url, "--token", token, "--ca-cert", ca];
+        var create = await CliAsync(["admin", "key", "create", "--id", "cli-vault-model", "--backend", Vault, .. remote]);
+        Assert.That(create.Exit, Is.EqualTo(0), create.Err);
+        Assert.That(create.Out, Does.Contain("created key cli-vault-model in backend vault"));
+
+        var list = await CliAsync(["admin", "key", "list", .. remote]);
+        Assert.That(list.Out, Does.Contain("cli-vault-model\tEnabled\tno policy (never released)\tbackend vault"), list.Err);
+
+        var rotate = await CliAsync(["admin", "key", "rotate", "--backend", Vault, .. remote]);
+        Assert.That(rotate.Exit, Is.EqualTo(0), rotate.Err);
+        Assert.That(rotate.Out, Does.Contain("backend vault rotated"));
+
+        var unknown = await CliAsync(["admin", "key", "create", "--id", "cli-x", "--backend", "nope", .. remote]);
+        Assert.That(unknown.Exit, Is.Not.EqualTo(0));
+        Assert.That(unknown.Err, Does.Contain("unknown-backend"));
+
+        var local = await CliAsync(["admin", "key", "create", "--id", "cli-y", "--backend", Vault, "--data-dir", Path.Combine(_dir, "local-data")]);
+        Assert.That(local.Exit, Is.EqualTo(Cli.ExitCodes.Usage));
+        Assert.That(local.Err, Does.Contain("--backend goes with --broker"));
+    }
+
+    private static async Task<(int Exit, string Out, string Err)> CliAsync(string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var exit = await Cli.CliApp.RunAsync(args, stdout, stderr);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
     private void DrainFaults()
     {
         while (_vault.Faults.TryDequeue(out _) || _keyVault.Faults.TryDequeue(out _) || _secrets.Faults.TryDequeue(out _))
