@@ -349,3 +349,218 @@ public sealed class Azure_attestation_tokens_as_evidence
         Assert.That(again, Is.EqualTo(200), againBody?.ToJsonString());
     }
 }
+
+/// <summary>
+/// Secure Key Release at release time: a key kept in an azure-skr backend (Broker:KeyBackends) is released by Key Vault
+/// against the pod's verified Azure Attestation token. The vault is <see cref="FakeKeyVault"/> and the attestation
+/// instance <see cref="FakeAttestationService"/> (both linked from the key-backend contract tests): CONTRACT tests only.
+/// </summary>
+[TestFixture]
+[NonParallelizable]
+[CancelAfter(120_000)]
+public sealed class Secure_key_release_with_the_pods_azure_token
+{
+    private const string Skr = "skr";
+    private static readonly string AzureMeasurement = new('a', 96);
+
+    private FakeAttestationService _maa = null!;
+    private LocalService _kvService = null!;
+    private FakeKeyVault _kv = null!;
+    private RSA _brokerWrappingKey = null!;
+    private string _dir = null!;
+    private RunningBroker _broker = null!;
+    private int _serial;
+
+    private static BrokerTestEnvironment Env => Shared.Env;
+
+    [OneTimeSetUp]
+    public async Task StartAsync()
+    {
+        _maa = await FakeAttestationService.StartAsync(BrokerTestEnvironment.Issued.AddDays(-30));
+        _kvService = await LocalService.StartAsync(https: true);
+        _kv = new FakeKeyVault(_kvService);
+        _brokerWrappingKey = RSA.Create(2048);
+        _kv.ReleaseTarget = _brokerWrappingKey;
+        _dir = Directory.CreateTempSubdirectory("ab-skr-").FullName;
+        var wrappingKeyFile = Path.Combine(_dir, "skr-wrapping.pem");
+        await File.WriteAllTextAsync(wrappingKeyFile, _brokerWrappingKey.ExportPkcs8PrivateKeyPem());
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(wrappingKeyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+        var policyFile = Path.Combine(_dir, "release-policy.json");
+        await File.WriteAllTextAsync(policyFile, $$"""{"version":"1.0.0","anyOf":[{"authority":"{{_maa.Issuer}}","allOf":[{"claim":"x-ms-attestation-type","equals":"sevsnpvm"}]}]}""");
+        var caFile = Path.Combine(_dir, "kv-ca.pem");
+        await File.WriteAllTextAsync(caFile, LocalService.Certificate.ExportCertificatePem());
+        var rootsFile = Path.Combine(_dir, "release-roots.pem");
+        await File.WriteAllTextAsync(rootsFile, _kv.Root.ExportCertificatePem());
+
+        _broker = await RunningBroker.StartAsync(Env, _ => Task.CompletedTask, new Dictionary<string, string?>
+        {
+            ["Broker:AzureAttestation:Enabled"] = "true",
+            ["Broker:AzureAttestation:Instance"] = _maa.Instance.ToString(),
+            ["Broker:KeyBackends:skr:Type"] = "azure-skr",
+            ["Broker:KeyBackends:skr:VaultUri"] = _kvService.Address.ToString(),
+            ["Broker:KeyBackends:skr:CaCertificateFile"] = caFile,
+            ["Broker:KeyBackends:skr:ReleasePolicyFile"] = policyFile,
+            ["Broker:KeyBackends:skr:WrappingKeyFile"] = wrappingKeyFile,
+            ["Broker:KeyBackends:skr:ReleaseTrustedRootsFile"] = rootsFile,
+            ["Broker:KeyBackends:skr:ReleaseRevocation"] = "none",
+            ["Broker:KeyBackends:skr:MaxRetries"] = "1",
+            ["Broker:KeyBackends:skr:RetryDelayMilliseconds"] = "10",
+        }, configure: b =>
+        {
+            b.Services.AddSingleton(new AzureAttestationHttpHandler(FakeAttestationService.TrustingHandler));
+            b.Services.AddSingleton<IAzureCredentialFactory>(new StaticCredentials());
+        });
+    }
+
+    [OneTimeTearDown]
+    public async Task StopAsync()
+    {
+        await _broker.DisposeAsync();
+        await _maa.DisposeAsync();
+        await _kvService.DisposeAsync();
+        _kv.Dispose();
+        _brokerWrappingKey.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    /// <summary>A key made in the SKR backend (an exportable oct-HSM key in the fake vault), with a policy granting Azure SNP tokens and simulated SNP evidence.</summary>
+    private async Task<(string KeyId, byte[] VaultBytes)> SkrKeyAsync()
+    {
+        var keyId = "skr-model-" + Interlocked.Increment(ref _serial);
+        var backends = _broker.Host.App.Services.GetRequiredService<BrokerKeyBackends>();
+        await backends.Router.CreateAsync(keyId, Skr);
+        var skr = (Keys.Backends.AzureKeyVault.KeyVaultSecureKeyReleaseBackend)(await backends.Router.BackendForAsync(keyId))!;
+        var simMeasurement = (string)Env.CleanClaims[TeeKind.SevSnp]["measurement"]!;
+        await _broker.Host.Data.SetPolicyAsync(keyId,
+            $"name: skr\nversion: 1\ntee: [sev-snp]\nallowAzureAttestation: true\nallowSimulated: true\nsnp:\n  measurement: [{AzureMeasurement}, {simMeasurement}]\n", "test", _broker.Time.GetUtcNow());
+        return (keyId, _kv.OctKeyBytes(skr.VaultKeyName(keyId)));
+    }
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with the broker's clock at the real time: the fake vault's release-signing chain
+    /// is valid around now, and the broker checks it at its own clock.
+    /// </summary>
+    private async Task AtRealTimeAsync(Func<Task> body)
+    {
+        var shift = DateTimeOffset.UtcNow - _broker.Time.GetUtcNow();
+        _broker.Time.Advance(shift);
+        try
+        {
+            await body();
+        }
+        finally
+        {
+            _broker.Time.Advance(-shift);
+        }
+    }
+
+    /// <summary>The pod's MAA token: runtime keys carry the pod's JWE key and the broker's SKR wrapping key (Key Vault wraps the release to the latter).</summary>
+    private async Task<string> PodTokenAsync(TeeKind tee, Jwk podKey, string challengeNonce)
+    {
+        await Task.Yield();
+        var p = _brokerWrappingKey.ExportParameters(false);
+        var brokerKey = new JsonObject { ["kid"] = "broker-skr", ["kty"] = "RSA", ["key_ops"] = new JsonArray("encrypt"), ["n"] = RunningBroker.Base64UrlEncode(p.Modulus!), ["e"] = RunningBroker.Base64UrlEncode(p.Exponent!) };
+        var claims = _maa.SnpClaims(_broker.Time.GetUtcNow().AddMinutes(-1), challengeNonce, AzureMeasurement, JsonNode.Parse(podKey.ToJson())!, brokerKey);
+        return tee == TeeKind.SevSnp ? _maa.Sign(claims) : throw new ArgumentOutOfRangeException(nameof(tee));
+    }
+
+    private static string AttestJson(string challenge, string token, Jwk publicKey, string keyId) =>
+        new JsonObject
+        {
+            ["challenge"] = challenge,
+            ["evidence_format"] = "azure-attestation-token",
+            ["evidence"] = token,
+            ["public_key"] = JsonNode.Parse(publicKey.ToJson()),
+            ["key_ids"] = new JsonArray(keyId),
+        }.ToJsonString();
+
+    [Test]
+    public Task An_skr_key_is_released_by_key_vault_against_the_pods_token_and_reaches_the_pod() => AtRealTimeAsync(async () =>
+    {
+        var (keyId, vaultBytes) = await SkrKeyAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (nonce, challenge) = await _broker.ChallengeAsync(TeeKind.SevSnp);
+        var token = await PodTokenAsync(TeeKind.SevSnp, jwk, RunningBroker.Base64UrlEncode(nonce));
+        _kv.AcceptedToken = token; // the fake vault's "release policy": exactly this token
+
+        var (status, body, _) = await _broker.PostAsync("/v1/attest", AttestJson(challenge, token, jwk, keyId));
+
+        Assert.That(status, Is.EqualTo(200), body?.ToJsonString());
+        Assert.That(JweDecryptor.Decrypt((string)body!["keys"]![0]!["jwe"]!, pod), Is.EqualTo(vaultBytes), "the pod gets the bytes Key Vault released");
+        var release = _kvService.Requests.Last(r => r.Path.EndsWith("/release", StringComparison.Ordinal));
+        Assert.That(Encoding.UTF8.GetString(release.Body), Does.Contain(token), "Key Vault got the pod's token as target");
+        var rows = await _broker.Host.Data.Storage.Audit.ReadAsync(1, 10_000);
+        Assert.That(rows[^1].EventJson, Does.Contain("\"granted\"").And.Contain(keyId).And.Not.Contain(token));
+    });
+
+    [Test]
+    public async Task Key_vault_refusing_the_pods_token_is_backend_denied_and_releases_nothing()
+    {
+        var (keyId, _) = await SkrKeyAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (nonce, challenge) = await _broker.ChallengeAsync(TeeKind.SevSnp);
+        var token = await PodTokenAsync(TeeKind.SevSnp, jwk, RunningBroker.Base64UrlEncode(nonce));
+        _kv.AcceptedToken = "eyJ.some-other-token.sig";
+
+        var (status, body, _) = await _broker.PostAsync("/v1/attest", AttestJson(challenge, token, jwk, keyId));
+
+        Assert.That(status, Is.EqualTo(503), body?.ToJsonString());
+        Assert.That(Shared.Code(body), Is.EqualTo("backend-denied"));
+        Assert.That(body!["keys"], Is.Null);
+        Assert.That(body.ToJsonString(), Does.Not.Contain(token));
+    }
+
+    [Test]
+    public async Task The_same_skr_key_asked_for_with_raw_evidence_is_refused_with_attestation_token_required()
+    {
+        var (keyId, _) = await SkrKeyAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (nonce, challenge) = await _broker.ChallengeAsync(TeeKind.SevSnp);
+        var evidence = Env.Evidence(TeeKind.SevSnp, nonce, jwk);
+        var releasesBefore = _kvService.Requests.Count(r => r.Path.EndsWith("/release", StringComparison.Ordinal));
+
+        var (status, body, _) = await _broker.PostAsync("/v1/attest", RunningBroker.AttestJson(challenge, evidence, jwk, keyId));
+
+        Assert.That((status, Shared.Code(body)), Is.EqualTo((403, ProblemCodes.AttestationTokenRequired)), body?.ToJsonString());
+        Assert.That((string?)body!["type"], Is.EqualTo("urn:attestbroker:problem:attestation-token-required"));
+        Assert.That((string?)body["keys"]![0]!["reason"], Is.EqualTo("attestation_token_required"));
+        Assert.That(_kvService.Requests.Count(r => r.Path.EndsWith("/release", StringComparison.Ordinal)), Is.EqualTo(releasesBefore), "Key Vault is not asked");
+        var last = (await _broker.Host.Data.Storage.Audit.ReadAsync(1, 10_000))[^1].EventJson;
+        Assert.That(last, Does.Contain("\"denied\"").And.Contain("attestation_token_required").And.Contain(keyId));
+    }
+
+    [Test]
+    public Task The_result_token_of_an_azure_attestation_cannot_release_an_skr_key_on_v1_keys() => AtRealTimeAsync(async () =>
+    {
+        var (first, _) = await SkrKeyAsync();
+        var (second, _) = await SkrKeyAsync();
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (nonce, challenge) = await _broker.ChallengeAsync(TeeKind.SevSnp);
+        var token = await PodTokenAsync(TeeKind.SevSnp, jwk, RunningBroker.Base64UrlEncode(nonce));
+        _kv.AcceptedToken = token;
+        var (status, body, _) = await _broker.PostAsync("/v1/attest", AttestJson(challenge, token, jwk, first));
+        Assert.That(status, Is.EqualTo(200), body?.ToJsonString());
+
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/v1/keys", UriKind.Relative));
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", (string)body!["token"]!);
+        request.Content = new StringContent(new JsonObject { ["public_key"] = JsonNode.Parse(jwk.ToJson()), ["key_ids"] = new JsonArray(second) }.ToJsonString(), Encoding.UTF8);
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        using var response = await _broker.Client.SendAsync(request);
+        var problem = JsonNode.Parse(await response.Content.ReadAsStringAsync());
+
+        Assert.That(((int)response.StatusCode, Shared.Code(problem)), Is.EqualTo((403, ProblemCodes.AttestationTokenRequired)), problem?.ToJsonString());
+    });
+
+    /// <summary>Key Vault's Entra ID token in these tests (no Entra ID here).</summary>
+    private sealed class StaticCredentials : IAzureCredentialFactory
+    {
+        public Azure.Core.TokenCredential Create(string backend, Keys.Backends.AzureKeyVault.KeyVaultKeyClientOptions options) => new StaticTokenCredential();
+    }
+}
