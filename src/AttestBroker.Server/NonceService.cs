@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Buffers.Text;
 using System.Security.Cryptography;
 using AttestBroker.Evidence;
 
@@ -141,12 +142,22 @@ public sealed class NonceService : IDisposable
         return b is 1 or 2;
     }
 
-    internal static string Base64UrlEncode(ReadOnlySpan<byte> data) =>
-        Convert.ToBase64String(data).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    internal static string Base64UrlEncode(ReadOnlySpan<byte> data) => Base64Url.EncodeToString(data);
 
-    /// <summary>Strict base64url without padding into exactly <paramref name="destination"/>.Length bytes.</summary>
+    /// <summary>
+    /// Strict base64url without padding into exactly <paramref name="destination"/>.Length bytes: only A-Z a-z 0-9
+    /// '-' '_', no padding or whitespace, and canonical (the unused low bits of the last character are zero), so
+    /// re-encoding gives back the same text. Decodes in place, without the intermediate strings (an evidence
+    /// field is several KiB).
+    /// </summary>
     internal static bool TryBase64UrlDecode(string text, Span<byte> destination)
     {
+        var remainder = text.Length % 4;
+        if (remainder == 1 || (text.Length / 4 * 3) + (remainder == 0 ? 0 : remainder - 1) != destination.Length)
+        {
+            return false;
+        }
+
         foreach (var c in text)
         {
             if (!(char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
@@ -155,16 +166,29 @@ public sealed class NonceService : IDisposable
             }
         }
 
-        var padded = text.Replace('-', '+').Replace('_', '/');
-        padded += (padded.Length % 4) switch { 2 => "==", 3 => "=", 0 => string.Empty, _ => "!" };
-        var buffer = new byte[(padded.Length / 4) * 3];
-        if (!Convert.TryFromBase64String(padded, buffer, out var written) || written != destination.Length)
+        try
+        {
+            // "Try" is about the destination's size; bad input throws.
+            if (!Base64Url.TryDecodeFromChars(text, destination, out var written) || written != destination.Length)
+            {
+                return false;
+            }
+        }
+        catch (FormatException)
         {
             return false;
         }
 
-        buffer.AsSpan(0, written).CopyTo(destination);
-        // Canonical form only: re-encoding must give back the same text.
-        return Base64UrlEncode(destination) == text;
+        // 2 characters left over carry 1 byte (4 unused bits), 3 carry 2 bytes (2 unused bits).
+        return remainder == 0 || (SextetOf(text[^1]) & (remainder == 2 ? 0x0F : 0x03)) == 0;
     }
+
+    private static int SextetOf(char c) => c switch
+    {
+        >= 'A' and <= 'Z' => c - 'A',
+        >= 'a' and <= 'z' => c - 'a' + 26,
+        >= '0' and <= '9' => c - '0' + 52,
+        '-' => 62,
+        _ => 63,
+    };
 }

@@ -105,6 +105,27 @@ public sealed class Nonce_service_tokens_are_authentic_single_tee_and_time_limit
         Assert.That(error, Is.EqualTo(ChallengeError.Expired));
     }
 
+    [Test]
+    public void A_token_in_another_spelling_of_the_same_bytes_is_invalid()
+    {
+        using var service = new NonceService(new byte[32], new ManualTime(T0), TimeSpan.FromMinutes(2));
+        var (_, token) = service.Issue(TeeKind.Tdx);
+        const string Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        var last = Alphabet.IndexOf(token[^1], StringComparison.Ordinal);
+
+        Assert.Multiple(() =>
+        {
+            // 74 bytes are 99 characters: the last one carries 2 unused low bits, which a lenient decoder ignores.
+            Assert.That(token, Has.Length.EqualTo(99));
+            Assert.That(service.TryOpen(token[..^1] + Alphabet[last ^ 1], out _, out var e1), Is.False);
+            Assert.That(e1, Is.EqualTo(ChallengeError.Invalid));
+            Assert.That(service.TryOpen(token + "=", out _, out _), Is.False);
+            Assert.That(service.TryOpen(token[..50] + " " + token[51..], out _, out _), Is.False);
+            Assert.That(service.TryOpen(token[..50] + "+" + token[51..], out _, out _), Is.False);
+            Assert.That(service.TryOpen(token, out _, out _), Is.True);
+        });
+    }
+
     [TestCase("")]
     [TestCase("not base64!")]
     [TestCase("AQEAAAAAawuImf5fAA9bxS62L9HBY1iXAek9uSs45dBheWwweAbBo6FuRuz6Vpc7kQ9FP1jspr3cmhMfoXZc3-Mf__wor1jj7y")]
