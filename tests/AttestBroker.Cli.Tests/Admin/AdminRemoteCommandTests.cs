@@ -83,7 +83,7 @@ public sealed class Admin_commands_drive_a_running_broker_over_https
         Assert.That(token.Split('.'), Has.Length.EqualTo(3));
 
         var create = await RemoteAsync(token, "admin", "key", "create", "--id", "cli-model");
-        Assert.That((create.Exit, create.Out.Trim()), Is.EqualTo((0, "created key cli-model (KEK version 1)")), create.Err);
+        Assert.That((create.Exit, create.Out.Trim()), Is.EqualTo((0, "created key cli-model in backend embedded (KEK version 1)")), create.Err);
 
         var policy = await PolicyFileAsync("cli-model.yaml", $"name: cli-model\nversion: 1\ntee: [tdx]\ntdx:\n  mrTd: [{MrTd}]\n");
         var set = await RemoteAsync(token, "admin", "policy", "set", "--key", "cli-model", "--file", policy);
