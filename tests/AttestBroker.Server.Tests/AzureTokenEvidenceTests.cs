@@ -558,9 +558,88 @@ public sealed class Secure_key_release_with_the_pods_azure_token
         Assert.That(((int)response.StatusCode, Shared.Code(problem)), Is.EqualTo((403, ProblemCodes.AttestationTokenRequired)), problem?.ToJsonString());
     });
 
+    [Test]
+    public Task Rotating_the_skr_backend_is_refused_as_unsupported_and_the_pod_still_gets_the_same_key() => AtRealTimeAsync(async () =>
+    {
+        var (keyId, vaultBytes) = await SkrKeyAsync();
+        string adminToken;
+        using (var key = Admin.AdminTokens.LoadOrCreateLocalKey(_broker.DataDir))
+        {
+            adminToken = Admin.AdminTokens.Mint(key, "skr-admin", [Admin.AdminRoles.KeyAdmin], _broker.Time.GetUtcNow(), TimeSpan.FromMinutes(10), Admin.AdminTokens.DefaultAudience);
+        }
+
+        using var rotate = new HttpRequestMessage(HttpMethod.Post, new Uri("/v1/admin/kek/rotate", UriKind.Relative));
+        rotate.Headers.Authorization = new AuthenticationHeaderValue("Bearer", adminToken);
+        rotate.Content = new StringContent($$"""{"backend":"{{Skr}}"}""", Encoding.UTF8, "application/json");
+        using var rotated = await _broker.Client.SendAsync(rotate);
+        var problem = JsonNode.Parse(await rotated.Content.ReadAsStringAsync());
+        Assert.That(((int)rotated.StatusCode, Shared.Code(problem)), Is.EqualTo((409, "rotation-unsupported")), problem?.ToJsonString());
+
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var (nonce, challenge) = await _broker.ChallengeAsync(TeeKind.SevSnp);
+        var token = await PodTokenAsync(TeeKind.SevSnp, jwk, RunningBroker.Base64UrlEncode(nonce));
+        _kv.AcceptedToken = token;
+        var (status, body, _) = await _broker.PostAsync("/v1/attest", AttestJson(challenge, token, jwk, keyId));
+        Assert.That(status, Is.EqualTo(200), body?.ToJsonString());
+        Assert.That(JweDecryptor.Decrypt((string)body!["keys"]![0]!["jwe"]!, pod), Is.EqualTo(vaultBytes));
+    });
+
     /// <summary>Key Vault's Entra ID token in these tests (no Entra ID here).</summary>
     private sealed class StaticCredentials : IAzureCredentialFactory
     {
         public Azure.Core.TokenCredential Create(string backend, Keys.Backends.AzureKeyVault.KeyVaultKeyClientOptions options) => new StaticTokenCredential();
+    }
+}
+
+/// <summary>Bad Broker:AzureAttestation settings stop the start with a message naming the setting.</summary>
+[TestFixture]
+public sealed class Azure_attestation_settings_are_validated_at_start_up
+{
+    private string _dir = null!;
+
+    [SetUp]
+    public void CreateDirectory() => _dir = Directory.CreateTempSubdirectory("ab-azure-config-").FullName;
+
+    [TearDown]
+    public void DeleteDirectory() => Directory.Delete(_dir, recursive: true);
+
+    private string StartFailure(Dictionary<string, string?> azure)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Broker:DataDirectory"] = Path.Combine(_dir, "data"),
+            ["Broker:Port"] = "0",
+            ["Broker:DevCertificate"] = "true",
+            ["Broker:AzureAttestation:Enabled"] = "true",
+        };
+        foreach (var (k, v) in azure)
+        {
+            settings[k] = v;
+        }
+
+        var ex = Assert.ThrowsAsync<BrokerStartupException>(async () => await (await BrokerHost.CreateAsync([], settings)).DisposeAsync());
+        return ex!.Message;
+    }
+
+    [Test]
+    public void Enabled_without_an_instance_is_refused_naming_the_setting() =>
+        Assert.That(StartFailure([]), Does.Contain("Broker:AzureAttestation: Instance must be an https URL"));
+
+    [TestCase("http://myprovider.eus2.attest.azure.net")]
+    [TestCase("https://myprovider.eus2.attest.azure.net/attest/SevSnpVm")]
+    public void An_instance_that_is_not_a_bare_https_url_is_refused(string instance) =>
+        Assert.That(StartFailure(new() { ["Broker:AzureAttestation:Instance"] = instance }), Does.Contain("Broker:AzureAttestation: Instance must be an https URL"));
+
+    [Test]
+    public void A_key_cache_lifetime_beyond_a_week_and_a_huge_clock_skew_are_refused()
+    {
+        var message = StartFailure(new()
+        {
+            ["Broker:AzureAttestation:Instance"] = "https://myprovider.eus2.attest.azure.net",
+            ["Broker:AzureAttestation:KeyCacheLifetime"] = "30.00:00:00",
+            ["Broker:AzureAttestation:ClockSkew"] = "01:00:00",
+        });
+        Assert.That(message, Does.Contain("Broker:AzureAttestation:KeyCacheLifetime must be at most 7 days").And.Contain("Broker:AzureAttestation:ClockSkew must be at most 10 minutes"));
     }
 }
