@@ -57,6 +57,90 @@ public sealed partial class BrokerService
     /// <summary>Azure Attestation tokens as evidence (Broker:AzureAttestation); null: off, a token request is 400 evidence-kind-disabled.</summary>
     public AzureAttestationTokenVerifier? AzureTokens { get; init; }
 
+    private JsonArray? _skrWrappingKeys;
+
+    /// <summary>The SKR backends of this broker, directly or behind the router.</summary>
+    private IEnumerable<KeyVaultSecureKeyReleaseBackend> SkrBackends() => _keys switch
+    {
+        KeyVaultSecureKeyReleaseBackend direct => [direct],
+        KeyBackendRouter router => router.Backends.OfType<KeyVaultSecureKeyReleaseBackend>(),
+        _ => [],
+    };
+
+    /// <summary>
+    /// The public RSA wrapping keys of the azure-skr backends (kid = backend name), for the challenge response: a pod
+    /// that wants an SKR key puts the one of its key's backend into its runtime data next to its own key.
+    /// </summary>
+    private JsonArray SkrWrappingKeys()
+    {
+        if (_skrWrappingKeys is null)
+        {
+            var keys = new JsonArray();
+            foreach (var skr in SkrBackends())
+            {
+                keys.Add(SkrPublicJwk(skr));
+            }
+
+            _skrWrappingKeys = keys;
+        }
+
+        return (JsonArray)_skrWrappingKeys.DeepClone();
+    }
+
+    private static JsonObject SkrPublicJwk(KeyVaultSecureKeyReleaseBackend skr)
+    {
+        var p = skr.WrappingPublicKey;
+        return new JsonObject
+        {
+            ["kid"] = skr.Name,
+            ["kty"] = "RSA",
+            ["key_ops"] = new JsonArray("encrypt"),
+            ["n"] = NonceService.Base64UrlEncode(p.Modulus!),
+            ["e"] = NonceService.Base64UrlEncode(p.Exponent!),
+        };
+    }
+
+    /// <summary>
+    /// True when the (signature-verified) token's x-ms-runtime.keys holds an RSA key equal to the SKR backend's
+    /// wrapping key: else Key Vault would wrap the release to a key the broker cannot unwrap.
+    /// </summary>
+    private static bool TokenCarriesWrappingKey(string token, KeyVaultSecureKeyReleaseBackend skr)
+    {
+        var p = skr.WrappingPublicKey;
+        try
+        {
+            var bytes = System.Buffers.Text.Base64Url.DecodeFromChars(token.Split('.')[1]);
+            using var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { MaxDepth = 32 });
+            var root = doc.RootElement;
+            if (root.TryGetProperty("x-ms-isolation-tee", out var tee) && tee.ValueKind == JsonValueKind.Object && !root.TryGetProperty("x-ms-runtime", out _))
+            {
+                root = tee;
+            }
+
+            if (!root.TryGetProperty("x-ms-runtime", out var runtime) || runtime.ValueKind != JsonValueKind.Object
+                || !runtime.TryGetProperty("keys", out var keys) || keys.ValueKind != JsonValueKind.Array)
+            {
+                return false;
+            }
+
+            foreach (var k in keys.EnumerateArray())
+            {
+                if (k.ValueKind == JsonValueKind.Object && k.TryGetProperty("kty", out var kty) && kty.ValueKind == JsonValueKind.String && kty.GetString() == "RSA"
+                    && k.TryGetProperty("n", out var n) && n.ValueKind == JsonValueKind.String && k.TryGetProperty("e", out var e) && e.ValueKind == JsonValueKind.String
+                    && n.GetString() == NonceService.Base64UrlEncode(p.Modulus!) && e.GetString() == NonceService.Base64UrlEncode(p.Exponent!))
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        catch (Exception e) when (e is JsonException or FormatException)
+        {
+            return false;
+        }
+    }
+
     private static BrokerProblem AzureTokensDisabledProblem() =>
         new(StatusCodes.Status400BadRequest, ProblemCodes.EvidenceKindDisabled, "Evidence format not enabled",
             $"this broker does not accept \"evidence_format\": \"{EvidenceFormatAzureToken}\": the operator has not enabled Azure Attestation tokens (Broker:AzureAttestation:Enabled); send raw evidence instead",
@@ -150,6 +234,18 @@ public sealed partial class BrokerService
             TrustsSimulator = _verifiers.Trust.TrustsSimulator,
             Requester = requester is null ? null : new RequesterIdentity(requester.Namespace, requester.ServiceAccount),
         };
+
+        foreach (var keyId in parsed.KeyIds)
+        {
+            if (await TokenBackendForAsync(keyId, cancellationToken) is KeyVaultSecureKeyReleaseBackend skr && !TokenCarriesWrappingKey(token, skr))
+            {
+                var p = new BrokerProblem(StatusCodes.Status403Forbidden, ProblemCodes.AttestationTokenRequired, "Attestation token lacks the wrapping key",
+                    $"key \"{keyId}\" is released by Azure Key Vault Secure Key Release to the broker's RSA wrapping key, which the token's x-ms-runtime.keys does not carry: put the \"{skr.Name}\" key of the challenge's skr_wrapping_keys into the runtime data; no key was released",
+                    new JsonObject { ["key_id"] = keyId, ["error"] = "skr_wrapping_key_missing", ["skr_wrapping_key"] = SkrPublicJwk(skr) });
+                await AppendAsync(new AuditEvent(AuditKindRelease, now, client, Denied, ["skr_wrapping_key_missing"], evidenceDigest, claimsDigest, null, keyId, baseDetails), cancellationToken);
+                return p;
+            }
+        }
 
         var outcome = await ReleaseAsync(parsed.PublicKey, parsed.KeyIds, input, issueToken: true, now, client, evidenceDigest, claimsDigest, baseDetails, cancellationToken, attestationToken: token);
         if (outcome.Body is { } body)

@@ -121,6 +121,11 @@ public sealed partial class BrokerService
             ["challenge"] = token,
             ["expires_at"] = FormatTime(challenge.ExpiresAt),
         };
+        if (AzureTokens is not null && SkrWrappingKeys() is { Count: > 0 } skrKeys)
+        {
+            response["skr_wrapping_keys"] = skrKeys;
+        }
+
         return new BrokerOutcome(response, null);
     }
 

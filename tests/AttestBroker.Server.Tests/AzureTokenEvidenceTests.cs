@@ -186,6 +186,15 @@ public sealed class Azure_attestation_tokens_as_evidence
     }
 
     [Test]
+    public async Task A_broker_without_skr_backends_publishes_no_wrapping_keys_in_the_challenge()
+    {
+        var broker = await StartBrokerAsync();
+        var (status, body, _) = await broker.PostAsync("/v1/challenge", """{"tee":"tdx"}""");
+        Assert.That(status, Is.EqualTo(200));
+        Assert.That(body!["skr_wrapping_keys"], Is.Null);
+    }
+
+    [Test]
     public async Task A_policy_without_the_opt_in_denies_with_azure_attestation_not_allowed()
     {
         await StartBrokerAsync();
@@ -584,6 +593,38 @@ public sealed class Secure_key_release_with_the_pods_azure_token
         Assert.That(status, Is.EqualTo(200), body?.ToJsonString());
         Assert.That(JweDecryptor.Decrypt((string)body!["keys"]![0]!["jwe"]!, pod), Is.EqualTo(vaultBytes));
     });
+
+    [Test]
+    public async Task The_challenge_publishes_the_brokers_skr_wrapping_key_and_a_token_without_it_is_refused_before_key_vault_is_asked()
+    {
+        var (keyId, _) = await SkrKeyAsync();
+        var (status, challengeBody, _) = await _broker.PostAsync("/v1/challenge", """{"tee":"sev-snp"}""");
+        Assert.That(status, Is.EqualTo(200));
+        var published = challengeBody!["skr_wrapping_keys"]!.AsArray().Single()!;
+        var p = _brokerWrappingKey.ExportParameters(false);
+        Assert.Multiple(() =>
+        {
+            Assert.That((string?)published["kid"], Is.EqualTo(Skr));
+            Assert.That((string?)published["kty"], Is.EqualTo("RSA"));
+            Assert.That((string?)published["n"], Is.EqualTo(RunningBroker.Base64UrlEncode(p.Modulus!)));
+            Assert.That((string?)published["e"], Is.EqualTo(RunningBroker.Base64UrlEncode(p.Exponent!)));
+            Assert.That(published["d"], Is.Null, "only the public half");
+        });
+
+        using var pod = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        var jwk = Jwk.FromPublicKey(pod);
+        var nonce = (string)challengeBody["nonce"]!;
+        var withoutBrokerKey = _maa.Sign(_maa.SnpClaims(_broker.Time.GetUtcNow().AddMinutes(-1), nonce, AzureMeasurement, JsonNode.Parse(jwk.ToJson())!));
+        _kv.AcceptedToken = withoutBrokerKey;
+        var releasesBefore = _kvService.Requests.Count(r => r.Path.EndsWith("/release", StringComparison.Ordinal));
+
+        var (refused, body, _) = await _broker.PostAsync("/v1/attest", AttestJson((string)challengeBody["challenge"]!, withoutBrokerKey, jwk, keyId));
+
+        Assert.That((refused, Shared.Code(body), (string?)body?["error"]), Is.EqualTo((403, ProblemCodes.AttestationTokenRequired, "skr_wrapping_key_missing")), body?.ToJsonString());
+        Assert.That(_kvService.Requests.Count(r => r.Path.EndsWith("/release", StringComparison.Ordinal)), Is.EqualTo(releasesBefore), "Key Vault is not asked");
+        var last = (await _broker.Host.Data.Storage.Audit.ReadAsync(1, 10_000))[^1].EventJson;
+        Assert.That(last, Does.Contain("skr_wrapping_key_missing").And.Contain(keyId));
+    }
 
     /// <summary>Key Vault's Entra ID token in these tests (no Entra ID here).</summary>
     private sealed class StaticCredentials : IAzureCredentialFactory

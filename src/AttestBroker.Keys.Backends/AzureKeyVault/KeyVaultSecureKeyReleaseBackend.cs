@@ -71,6 +71,12 @@ public sealed class KeyVaultSecureKeyReleaseBackend : IAttestationTokenKeyBacken
 
     public string Name { get; }
 
+    /// <summary>
+    /// The public half of the broker's RSA wrapping key (modulus and exponent; nothing secret): a pod's Azure
+    /// Attestation token must carry it in x-ms-runtime.keys, since Key Vault wraps the released key to it.
+    /// </summary>
+    public RSAParameters WrappingPublicKey => _wrappingKey.ExportParameters(includePrivateParameters: false);
+
     /// <summary>The Key Vault key name for a broker key id: prefix-sanitised-id-8 hex of SHA-256(id).</summary>
     public string VaultKeyName(string keyId)
     {
