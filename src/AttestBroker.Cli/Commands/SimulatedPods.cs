@@ -1,3 +1,5 @@
+using System.Buffers;
+using System.Buffers.Text;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Security;
@@ -201,7 +203,7 @@ internal sealed class PodClient
     /// <summary>POST /v1/challenge: the nonce and the opaque challenge token.</summary>
     public async Task<(byte[] Nonce, string Challenge)> ChallengeAsync(TeeKind tee, CancellationToken ct)
     {
-        var (status, challenge) = await PostAsync("/v1/challenge", new JsonObject { ["tee"] = tee.ToWireName() }, ct).ConfigureAwait(false);
+        var (status, challenge) = await PostAsync("/v1/challenge", Json(w => w.WriteString("tee", tee.ToWireName())), ct).ConfigureAwait(false);
         if (status != 200 || challenge?["nonce"] is not JsonValue nonceText || challenge["challenge"] is not JsonValue challengeText
             || nonceText.GetValueKind() != JsonValueKind.String || challengeText.GetValueKind() != JsonValueKind.String)
         {
@@ -233,13 +235,21 @@ internal sealed class PodClient
     /// <summary>POST /v1/attest for <paramref name="keyIds"/>; the status and the parsed body.</summary>
     public Task<(int Status, JsonNode? Body)> AttestAsync(string challenge, byte[] evidence, Jwk jwk, IEnumerable<string> keyIds, CancellationToken ct)
     {
-        var request = new JsonObject
+        // Written straight to UTF-8, as an agent would, not built as a JSON tree first.
+        var request = Json(w =>
         {
-            ["challenge"] = challenge,
-            ["evidence"] = Base64UrlEncode(evidence),
-            ["public_key"] = JsonNode.Parse(jwk.ToJson()),
-            ["key_ids"] = new JsonArray(keyIds.Select(k => (JsonNode?)k).ToArray()),
-        };
+            w.WriteString("challenge", challenge);
+            w.WriteString("evidence", Base64UrlEncode(evidence));
+            w.WritePropertyName("public_key");
+            w.WriteRawValue(jwk.ToJson(), skipInputValidation: true);
+            w.WriteStartArray("key_ids");
+            foreach (var k in keyIds)
+            {
+                w.WriteStringValue(k);
+            }
+
+            w.WriteEndArray();
+        });
         return PostAsync("/v1/attest", request, ct);
     }
 
@@ -258,20 +268,34 @@ internal sealed class PodClient
         return jwe is JsonValue v && v.GetValueKind() == JsonValueKind.String ? (string)v! : null;
     }
 
-    private async Task<(int Status, JsonNode? Body)> PostAsync(string path, JsonObject body, CancellationToken ct)
+    /// <summary>A JSON object written by <paramref name="members"/>, as UTF-8.</summary>
+    private static byte[] Json(Action<Utf8JsonWriter> members)
     {
-        using var content = new StringContent(body.ToJsonString(), Encoding.UTF8);
+        var buffer = new ArrayBufferWriter<byte>(1024);
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            members(w);
+            w.WriteEndObject();
+        }
+
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private async Task<(int Status, JsonNode? Body)> PostAsync(string path, byte[] body, CancellationToken ct)
+    {
+        using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         try
         {
             using var response = await _client.PostAsync(new Uri(path, UriKind.Relative), content, ct).ConfigureAwait(false);
-            var text = await response.Content.ReadAsStringAsync(ct).ConfigureAwait(false);
+            var bytes = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
             JsonNode? parsed = null;
-            if (text.Length > 0)
+            if (bytes.Length > 0)
             {
                 try
                 {
-                    parsed = JsonNode.Parse(text) as JsonObject ?? throw new PodException($"{path} answered HTTP {(int)response.StatusCode} with JSON that is not an object");
+                    parsed = JsonNode.Parse(bytes) as JsonObject ?? throw new PodException($"{path} answered HTTP {(int)response.StatusCode} with JSON that is not an object");
                 }
                 catch (JsonException)
                 {
@@ -291,11 +315,9 @@ internal sealed class PodClient
         }
     }
 
-    public static string Base64UrlEncode(byte[] data) => Convert.ToBase64String(data).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    public static string Base64UrlEncode(byte[] data) => Base64Url.EncodeToString(data);
 
-    public static byte[] Base64UrlDecode(string text)
-    {
-        var s = text.Replace('-', '+').Replace('_', '/');
-        return Convert.FromBase64String(s + new string('=', (4 - (s.Length % 4)) % 4));
-    }
+    /// <summary>Unpadded base64url; throws <see cref="FormatException"/> for anything else.</summary>
+    public static byte[] Base64UrlDecode(string text) =>
+        text.Contains('=', StringComparison.Ordinal) ? throw new FormatException("padded") : Base64Url.DecodeFromChars(text);
 }
