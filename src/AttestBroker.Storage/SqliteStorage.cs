@@ -1,4 +1,5 @@
 using System.Data.Common;
+using System.Runtime.CompilerServices;
 using AttestBroker.Storage.Migrations;
 using Microsoft.Data.Sqlite;
 
@@ -12,6 +13,10 @@ namespace AttestBroker.Storage;
 /// </summary>
 public sealed class SqliteStorage : SqlStorage
 {
+    // Physical connections (their sqlite3 handles, kept alive by the pool) that have had their PRAGMAs set.
+    private static readonly ConditionalWeakTable<SQLitePCL.sqlite3, object> ConfiguredConnections = new();
+    private static readonly object ConfiguredMark = new();
+
     private readonly string _connectionString;
     private readonly SqliteGroupCommit _group;
 
@@ -57,7 +62,14 @@ public sealed class SqliteStorage : SqlStorage
         try
         {
             await c.OpenAsync(cancellationToken).ConfigureAwait(false);
-            await ExecAsync(c, null, "PRAGMA busy_timeout = 30000; PRAGMA synchronous = FULL", cancellationToken).ConfigureAwait(false);
+            // Both settings belong to the physical connection and last as long as it does; a pooled one handed out
+            // again already has them (the request path opens three or four connections per release).
+            if (c.Handle is { } handle && !ConfiguredConnections.TryGetValue(handle, out _))
+            {
+                await ExecAsync(c, null, "PRAGMA busy_timeout = 30000; PRAGMA synchronous = FULL", cancellationToken).ConfigureAwait(false);
+                ConfiguredConnections.AddOrUpdate(handle, ConfiguredMark);
+            }
+
             return c;
         }
         catch

@@ -74,3 +74,34 @@ public sealed class GroupCommitTests(Db db) : StorageTestBase(db)
         Assert.That(await Storage.Replay.TryConsumeAsync("never", Expiry), Is.True, "the cancelled use did not record the nonce");
     }
 }
+
+/// <summary>SQLite connection settings hold on every connection the pool hands out, fresh or reused.</summary>
+[TestFixture(Db.Sqlite)]
+public sealed class SqliteConnectionSettingsTests(Db db) : StorageTestBase(db)
+{
+    [Test]
+    public async Task A_pooled_connection_handed_out_again_still_has_busy_timeout_and_synchronous_full()
+    {
+        var storage = (SqliteStorage)Storage;
+        object? firstHandle;
+        await using (var first = (Microsoft.Data.Sqlite.SqliteConnection)await storage.OpenAsync(CancellationToken.None))
+        {
+            firstHandle = first.Handle;
+        }
+
+        await using var again = (Microsoft.Data.Sqlite.SqliteConnection)await storage.OpenAsync(CancellationToken.None);
+        async Task<long> PragmaAsync(string name)
+        {
+            await using var cmd = again.CreateCommand();
+            cmd.CommandText = "PRAGMA " + name;
+            return (long)(await cmd.ExecuteScalarAsync())!;
+        }
+
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(again.Handle, Is.SameAs(firstHandle), "the pool handed out the same physical connection");
+            Assert.That(await PragmaAsync("synchronous"), Is.EqualTo(2), "synchronous = FULL");
+            Assert.That(await PragmaAsync("busy_timeout"), Is.EqualTo(30000));
+        }
+    }
+}
