@@ -57,6 +57,14 @@ public sealed class Broker_with_Vault_KeyVault_and_Kubernetes_Secrets_backends
         await File.WriteAllTextAsync(tokenFile, FakeVault.RootToken + "\n");
         var caFile = Path.Combine(_dir, "kv-ca.pem");
         await File.WriteAllTextAsync(caFile, LocalService.Certificate.ExportCertificatePem());
+        var skrKey = Path.Combine(_dir, "skr-rsa.pem");
+        using (var rsa = RSA.Create(2048))
+        {
+            await File.WriteAllTextAsync(skrKey, rsa.ExportPkcs8PrivateKeyPem());
+        }
+
+        var skrPolicy = Path.Combine(_dir, "skr-policy.json");
+        await File.WriteAllTextAsync(skrPolicy, """{"version":"1.0.0","anyOf":[{"authority":"https://sharedeus2.eus2.attest.azure.net","allOf":[{"claim":"x-ms-attestation-type","equals":"sevsnpvm"}]}]}""");
         var kubeconfig = Path.Combine(_dir, "kubeconfig");
         await File.WriteAllTextAsync(kubeconfig,
             $"apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://127.0.0.1:{_secretsService.Address.Port}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: fake\n" +
@@ -80,6 +88,11 @@ public sealed class Broker_with_Vault_KeyVault_and_Kubernetes_Secrets_backends
             ["Broker:KeyBackends:akv:MaxRetries"] = "1",
             ["Broker:KeyBackends:akv:RetryDelayMilliseconds"] = "10",
             ["Broker:KeyBackends:akv:AttemptTimeoutSeconds"] = "3",
+            ["Broker:KeyBackends:skr:Type"] = "azure-skr",
+            ["Broker:KeyBackends:skr:VaultUri"] = _keyVaultService.Address.ToString(),
+            ["Broker:KeyBackends:skr:CaCertificateFile"] = caFile,
+            ["Broker:KeyBackends:skr:WrappingKeyFile"] = skrKey,
+            ["Broker:KeyBackends:skr:ReleasePolicyFile"] = skrPolicy,
             ["Broker:KeyBackends:secrets:Type"] = "kubernetes-secrets",
             ["Broker:KeyBackends:secrets:Namespace"] = SecretsNamespace,
             ["Broker:KeyBackends:secrets:MaxRetries"] = "1",
@@ -262,7 +275,7 @@ public sealed class Broker_with_Vault_KeyVault_and_Kubernetes_Secrets_backends
     {
         var unknown = await AdminAsync("POST", "/v1/admin/keys", """{"id":"nowhere-model","backend":"no-such-backend"}""");
         Assert.That((unknown.Status, Shared.Code(unknown.Body)), Is.EqualTo((400, "unknown-backend")), unknown.Text);
-        Assert.That(unknown.Text, Does.Contain("vault").And.Contain("akv").And.Contain("secrets").And.Contain("embedded"));
+        Assert.That(unknown.Text, Does.Contain("vault").And.Contain("akv").And.Contain("skr").And.Contain("secrets").And.Contain("embedded"));
 
         var first = await AdminAsync("POST", "/v1/admin/keys", """{"id":"twice-model","backend":"secrets"}""");
         Assert.That(first.Status, Is.EqualTo(201), first.Text);
@@ -338,6 +351,34 @@ public sealed class Broker_with_Vault_KeyVault_and_Kubernetes_Secrets_backends
         var local = await CliAsync(["admin", "key", "create", "--id", "cli-y", "--backend", Vault, "--data-dir", Path.Combine(_dir, "local-data")]);
         Assert.That(local.Exit, Is.EqualTo(Cli.ExitCodes.Usage));
         Assert.That(local.Err, Does.Contain("--backend goes with --broker"));
+    }
+
+    [Test]
+    public async Task Disable_and_enable_go_to_the_keys_backend_and_their_audit_rows_name_it_and_skr_rotation_is_409()
+    {
+        var keyId = $"secrets-state-{Interlocked.Increment(ref _serial)}";
+        Assert.That((await AdminAsync("POST", "/v1/admin/keys", $"{{\"id\":\"{keyId}\",\"backend\":\"secrets\"}}")).Status, Is.EqualTo(201));
+        var before = await LastAuditAsync();
+        var disabled = await AdminAsync("POST", $"/v1/admin/keys/{keyId}/disable", null);
+        Assert.That((disabled.Status, (string?)disabled.Body!["state"], (string?)disabled.Body["backend"]), Is.EqualTo((200, "disabled", Secrets)), disabled.Text);
+        Assert.That((string?)SecretOf(keyId)["metadata"]!["annotations"]!["attestbroker.io/state"], Is.EqualTo("disabled"), "the state lives in the Secret");
+        var enabled = await AdminAsync("POST", $"/v1/admin/keys/{keyId}/enable", null);
+        Assert.That((string?)enabled.Body!["state"], Is.EqualTo("enabled"));
+        var rows = (await AuditRowsAfterAsync(before)).Where(r => ((string?)r["kind"])!.StartsWith("admin.key.", StringComparison.Ordinal)).ToList();
+        Assert.That(rows.Select(r => ((string?)r["kind"], (string?)r["details"]!["backend"])), Is.EqualTo(new[] { ("admin.key.disable", Secrets), ("admin.key.enable", Secrets) }));
+
+        var skr = await AdminAsync("POST", "/v1/admin/kek/rotate", """{"backend":"skr"}""");
+        Assert.That((skr.Status, Shared.Code(skr.Body)), Is.EqualTo((409, "rotation-unsupported")), skr.Text);
+    }
+
+    [Test]
+    public async Task Listing_keys_while_a_backend_is_down_is_a_503_problem_naming_it()
+    {
+        _secrets.Faults.Enqueue(("/secrets", 503, null));
+        _secrets.Faults.Enqueue(("/secrets", 503, null));
+        var list = await AdminAsync("GET", "/v1/admin/keys", null, AdminRoles.Auditor);
+        DrainFaults();
+        Assert.That((list.Status, Shared.Code(list.Body), (string?)list.Body!["backend"]), Is.EqualTo((503, ProblemCodes.BackendUnavailable, Secrets)), list.Text);
     }
 
     private static async Task<(int Exit, string Out, string Err)> CliAsync(string[] args)
