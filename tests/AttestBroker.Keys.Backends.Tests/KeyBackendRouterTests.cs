@@ -68,6 +68,24 @@ public sealed class KeyBackendRouterTests : StorageFixture
     }
 
     [Test]
+    public async Task Routing_adds_no_storage_read_to_a_release_info_then_release_reads_the_record_twice_as_the_embedded_store_alone_does()
+    {
+        var counting = new CountingRecords(Storage.Keys);
+        var embedded = new EmbeddedKeyStore(counting, _shared);
+        var router = new KeyBackendRouter(counting, [new RoutedBackend(embedded)], EmbeddedKeyStore.DefaultBackendName);
+        byte[] key = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray();
+        await router.ImportAsync("counted", key);
+
+        foreach (IKeyBackend target in new IKeyBackend[] { embedded, router })
+        {
+            counting.Reads = 0;
+            Assert.That(await target.GetInfoAsync("counted"), Is.Not.Null);
+            Assert.That(await ReleaseAsync(target, "counted"), Is.EqualTo(key));
+            Assert.That(counting.Reads, Is.EqualTo(2), target.Name);
+        }
+    }
+
+    [Test]
     public async Task A_record_naming_a_backend_that_is_not_configured_is_unavailable_naming_it()
     {
         await Storage.Keys.InsertAsync(new KeyRecord("orphan", [1, 2, 3], "vault-transit:transit/k", 1, KeyState.Enabled, "old-vault", DateTimeOffset.UtcNow, null, null));
@@ -105,5 +123,26 @@ public sealed class KeyBackendRouterTests : StorageFixture
         // Rotating the Secrets backend alone rewraps under the current KEK and adds no version.
         KekRotationResult own = await _router.RotateBackendAsync("k8s");
         Assert.That((own.KekVersion, own.Rewrapped, _kek.Versions.Count), Is.EqualTo((3, 0, 1)));
+    }
+
+    /// <summary>Counts record reads (GetAsync) on the way to the real store.</summary>
+    private sealed class CountingRecords(IKeyRecordStore inner) : IKeyRecordStore
+    {
+        public int Reads { get; set; }
+
+        public Task InsertAsync(KeyRecord record, CancellationToken cancellationToken = default) => inner.InsertAsync(record, cancellationToken);
+
+        public Task<KeyRecord?> GetAsync(string keyId, CancellationToken cancellationToken = default)
+        {
+            Reads++;
+            return inner.GetAsync(keyId, cancellationToken);
+        }
+
+        public Task<IReadOnlyList<KeyRecord>> ListAsync(CancellationToken cancellationToken = default) => inner.ListAsync(cancellationToken);
+
+        public Task<bool> SetStateAsync(string keyId, KeyState state, DateTimeOffset at, CancellationToken cancellationToken = default) => inner.SetStateAsync(keyId, state, at, cancellationToken);
+
+        public Task<bool> ReplaceWrappingAsync(string keyId, string expectedKekId, int expectedKekVersion, byte[] wrapped, string kekId, int kekVersion, DateTimeOffset rotatedAt, CancellationToken cancellationToken = default) =>
+            inner.ReplaceWrappingAsync(keyId, expectedKekId, expectedKekVersion, wrapped, kekId, kekVersion, rotatedAt, cancellationToken);
     }
 }
