@@ -17,65 +17,30 @@ namespace AttestBroker.Keys.Backends.Tests;
 public sealed class AzureAttestationTokenTests
 {
     private const string Nonce = "q2s1b3Jw-nonce-issued-by-the-broker";
-    private LocalService _service = null!;
+    private FakeAttestationService _maa = null!;
     private HttpClient _http = null!;
-    private readonly List<(string Kid, RSA Key, X509Certificate2 Cert)> _published = [];
     private ECDsa _podKey = null!;
 
     [SetUp]
     public async Task Start()
     {
-        _service = await LocalService.StartAsync(https: true);
-        _service.Handler = async (ctx, _) =>
-        {
-            if (ctx.Request.Path != "/certs")
-            {
-                await Answer.Json(ctx, 404, "{}");
-                return;
-            }
-
-            var keys = new JsonArray();
-            foreach (var (kid, _, cert) in _published)
-            {
-                keys.Add(new JsonObject { ["kid"] = kid, ["kty"] = "RSA", ["x5c"] = new JsonArray(Convert.ToBase64String(cert.RawData)) });
-            }
-
-            await Answer.Json(ctx, 200, new JsonObject { ["keys"] = keys }.ToJsonString());
-        };
-        _http = new HttpClient(LocalService.TrustingHandler());
-        Publish("key-a");
+        _maa = await FakeAttestationService.StartAsync();
+        _http = new HttpClient(FakeAttestationService.TrustingHandler());
         _podKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
     }
 
     [TearDown]
     public async Task Stop()
     {
-        foreach (var (_, k, c) in _published)
-        {
-            k.Dispose();
-            c.Dispose();
-        }
-
-        _published.Clear();
         _podKey.Dispose();
         _http.Dispose();
-        await _service.DisposeAsync();
+        await _maa.DisposeAsync();
     }
 
-    private string Issuer => _service.Address.GetLeftPart(UriPartial.Authority);
-
-    private (string Kid, RSA Key, X509Certificate2 Cert) Publish(string kid)
-    {
-        var rsa = RSA.Create(2048);
-        var req = new CertificateRequest("CN=https://shared.attest.azure.net", rsa, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        X509Certificate2 cert = req.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(1));
-        var entry = (kid, rsa, cert);
-        _published.Add(entry);
-        return entry;
-    }
+    private string Issuer => _maa.Issuer;
 
     private AzureAttestationTokenVerifier Verifier(bool enabled = true) =>
-        new(new AzureAttestationOptions { Enabled = enabled, Instance = _service.Address, MinRefreshInterval = TimeSpan.Zero }, _http);
+        new(new AzureAttestationOptions { Enabled = enabled, Instance = _maa.Instance, MinRefreshInterval = TimeSpan.Zero }, _http);
 
     private AzureTokenExpectations Expected => new(Nonce, Jwk.FromPublicKey(_podKey));
 
@@ -104,19 +69,12 @@ public sealed class AzureAttestationTokenTests
         };
     }
 
-    private static string Sign(JsonObject claims, (string Kid, RSA Key, X509Certificate2 Cert) signer, string alg = "RS256")
-    {
-        string header = Base64Url.EncodeToString(Encoding.UTF8.GetBytes(new JsonObject { ["alg"] = alg, ["kid"] = signer.Kid, ["typ"] = "JWT" }.ToJsonString()));
-        string input = header + "." + Base64Url.EncodeToString(Encoding.UTF8.GetBytes(claims.ToJsonString()));
-        return input + "." + Base64Url.EncodeToString(signer.Key.SignData(Encoding.ASCII.GetBytes(input), HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1));
-    }
-
     private static string Codes(VerificationResult r) => string.Join(",", r.Reasons.Select(x => x.Code));
 
     [Test]
     public async Task Valid_snp_token_is_accepted_with_its_claims_under_the_verifiers_names()
     {
-        VerificationResult r = await Verifier().VerifyAsync(Sign(SnpClaims(), _published[0]), Expected);
+        VerificationResult r = await Verifier().VerifyAsync(_maa.Sign(SnpClaims()), Expected);
 
         Assert.That(r.IsAccepted, Is.True, Codes(r));
         ClaimSet c = r.Claims;
@@ -151,7 +109,7 @@ public sealed class AzureAttestationTokenTests
         claims["tdx_td_attributes"] = "0000001000000000";
         claims["tdx_td_attributes_debug"] = false;
         claims["attester_tcb_status"] = "UpToDate";
-        VerificationResult r = await Verifier().VerifyAsync(Sign(claims, _published[0]), Expected);
+        VerificationResult r = await Verifier().VerifyAsync(_maa.Sign(claims), Expected);
 
         Assert.That(r.IsAccepted, Is.True, Codes(r));
         Assert.Multiple(() =>
@@ -170,21 +128,21 @@ public sealed class AzureAttestationTokenTests
     {
         JsonObject claims = SnpClaims();
         claims["iss"] = "https://sharedeus2.eus2.attest.azure.net";
-        VerificationResult r = await Verifier().VerifyAsync(Sign(claims, _published[0]), Expected);
+        VerificationResult r = await Verifier().VerifyAsync(_maa.Sign(claims), Expected);
         Assert.That(Codes(r), Is.EqualTo("token_issuer_mismatch"));
     }
 
     [Test]
     public async Task Expired_token_is_rejected()
     {
-        VerificationResult r = await Verifier().VerifyAsync(Sign(SnpClaims(DateTimeOffset.UtcNow.AddHours(-9)), _published[0]), Expected);
+        VerificationResult r = await Verifier().VerifyAsync(_maa.Sign(SnpClaims(DateTimeOffset.UtcNow.AddHours(-9))), Expected);
         Assert.That(Codes(r), Is.EqualTo("token_expired"));
     }
 
     [Test]
     public async Task Token_with_a_bad_signature_is_rejected_before_its_claims_are_read()
     {
-        string token = Sign(SnpClaims(), _published[0]);
+        string token = _maa.Sign(SnpClaims());
         string forged = token[..token.LastIndexOf('.')] + "." + Base64Url.EncodeToString(new byte[256]);
         VerificationResult r = await Verifier().VerifyAsync(forged, Expected);
         Assert.That(Codes(r), Is.EqualTo("token_signature_invalid"));
@@ -195,15 +153,15 @@ public sealed class AzureAttestationTokenTests
     public async Task Unknown_kid_refreshes_the_signing_keys_once_and_then_verifies()
     {
         AzureAttestationTokenVerifier verifier = Verifier();
-        Assert.That((await verifier.VerifyAsync(Sign(SnpClaims(), _published[0]), Expected)).IsAccepted, Is.True);
+        Assert.That((await verifier.VerifyAsync(_maa.Sign(SnpClaims()), Expected)).IsAccepted, Is.True);
         Assert.That(verifier.KeyFetches, Is.EqualTo(1));
 
-        var rolled = Publish("key-b"); // the instance rolled its signing key
-        VerificationResult r = await verifier.VerifyAsync(Sign(SnpClaims(), rolled), Expected);
+        string rolled = _maa.Publish("key-b"); // the instance rolled its signing key
+        VerificationResult r = await verifier.VerifyAsync(_maa.Sign(SnpClaims(), rolled), Expected);
         Assert.That(r.IsAccepted, Is.True, Codes(r));
         Assert.That(verifier.KeyFetches, Is.EqualTo(2));
 
-        Assert.That((await verifier.VerifyAsync(Sign(SnpClaims(), rolled), Expected)).IsAccepted, Is.True);
+        Assert.That((await verifier.VerifyAsync(_maa.Sign(SnpClaims(), rolled), Expected)).IsAccepted, Is.True);
         Assert.That(verifier.KeyFetches, Is.EqualTo(2), "a known kid is served from the cache");
     }
 
@@ -211,10 +169,8 @@ public sealed class AzureAttestationTokenTests
     public async Task Kid_that_the_instance_does_not_publish_is_rejected_after_a_refresh()
     {
         using var stranger = RSA.Create(2048);
-        var req = new CertificateRequest("CN=x", stranger, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        using X509Certificate2 cert = req.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
         AzureAttestationTokenVerifier verifier = Verifier();
-        VerificationResult r = await verifier.VerifyAsync(Sign(SnpClaims(), ("key-z", stranger, cert)), Expected);
+        VerificationResult r = await verifier.VerifyAsync(FakeAttestationService.Sign(SnpClaims(), "key-z", stranger), Expected);
         Assert.That(Codes(r), Is.EqualTo("token_key_unknown"));
         Assert.That(verifier.KeyFetches, Is.EqualTo(2));
     }
@@ -224,15 +180,15 @@ public sealed class AzureAttestationTokenTests
     {
         JsonObject claims = SnpClaims();
         claims["x-ms-runtime"]!["nonce"] = "another-nonce";
-        Assert.That(Codes(await Verifier().VerifyAsync(Sign(claims, _published[0]), Expected)), Is.EqualTo("nonce_mismatch"));
+        Assert.That(Codes(await Verifier().VerifyAsync(_maa.Sign(claims), Expected)), Is.EqualTo("nonce_mismatch"));
 
         using var other = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        VerificationResult r = await Verifier().VerifyAsync(Sign(SnpClaims(), _published[0]), new AzureTokenExpectations(Nonce, Jwk.FromPublicKey(other)));
+        VerificationResult r = await Verifier().VerifyAsync(_maa.Sign(SnpClaims()), new AzureTokenExpectations(Nonce, Jwk.FromPublicKey(other)));
         Assert.That(Codes(r), Is.EqualTo("key_binding_mismatch"));
 
         JsonObject none = SnpClaims();
         none.Remove("x-ms-runtime");
-        Assert.That(Codes(await Verifier().VerifyAsync(Sign(none, _published[0]), Expected)), Does.Contain("nonce_mismatch"));
+        Assert.That(Codes(await Verifier().VerifyAsync(_maa.Sign(none), Expected)), Does.Contain("nonce_mismatch"));
     }
 
     [Test]
@@ -240,20 +196,33 @@ public sealed class AzureAttestationTokenTests
     {
         JsonObject claims = SnpClaims();
         claims["x-ms-sevsnpvm-is-debuggable"] = true;
-        VerificationResult r = await Verifier().VerifyAsync(Sign(claims, _published[0]), Expected);
+        VerificationResult r = await Verifier().VerifyAsync(_maa.Sign(claims), Expected);
         Assert.That(r.IsAccepted, Is.True);
         Assert.That((bool?)r.Claims["debug"], Is.True, "the release policy's debug rule decides");
 
         claims["x-ms-sevsnpvm-launchmeasurement"] = "zz";
-        Assert.That(Codes(await Verifier().VerifyAsync(Sign(claims, _published[0]), Expected)), Is.EqualTo("token_claims_invalid"));
+        Assert.That(Codes(await Verifier().VerifyAsync(_maa.Sign(claims), Expected)), Is.EqualTo("token_claims_invalid"));
     }
 
     [Test]
     public async Task Azure_tokens_are_refused_unless_turned_on()
     {
-        VerificationResult r = await Verifier(enabled: false).VerifyAsync(Sign(SnpClaims(), _published[0]), Expected);
+        VerificationResult r = await Verifier(enabled: false).VerifyAsync(_maa.Sign(SnpClaims()), Expected);
         Assert.That(Codes(r), Is.EqualTo("azure_tokens_disabled"));
-        Assert.That(_service.Requests, Is.Empty);
+        Assert.That(_maa.Service.Requests, Is.Empty);
         Assert.That(new AzureAttestationOptions().Enabled, Is.False);
+    }
+
+    [Test]
+    public async Task Tdx_advisory_ids_map_onto_advisory_ids_and_a_malformed_list_is_rejected()
+    {
+        JsonObject claims = _maa.TdxClaims(DateTimeOffset.UtcNow, Nonce, new string('1', 96), JsonNode.Parse(Jwk.FromPublicKey(_podKey).ToJson())!);
+        claims["attester_advisory_ids"] = new JsonArray("INTEL-SA-00837", "INTEL-SA-00960");
+        VerificationResult r = await Verifier().VerifyAsync(_maa.Sign(claims), Expected);
+        Assert.That(r.IsAccepted, Is.True, Codes(r));
+        Assert.That(r.Claims["advisory_ids"]!.ToJsonString(), Is.EqualTo("""["INTEL-SA-00837","INTEL-SA-00960"]"""));
+
+        claims["attester_advisory_ids"] = "INTEL-SA-00837";
+        Assert.That(Codes(await Verifier().VerifyAsync(_maa.Sign(claims), Expected)), Is.EqualTo("token_claims_invalid"));
     }
 }
