@@ -25,11 +25,16 @@ public static class AesKeyWrap
         var n = keyData.Length / BlockHalf;
         var output = new byte[keyData.Length + BlockHalf];
         keyData.CopyTo(output.AsSpan(BlockHalf));
-        Span<byte> block = stackalloc byte[16];
+        var block = new byte[16];
+        var result = new byte[16];
         using var aes = Aes.Create();
         aes.SetKey(kek);
         try
         {
+            // One ECB transform for all 6n block encryptions: a one-shot EncryptEcb makes a new cipher context each call.
+            aes.Mode = CipherMode.ECB;
+            aes.Padding = PaddingMode.None;
+            using var ecb = aes.CreateEncryptor();
             var a = DefaultIv;
             for (var j = 0; j < Rounds; j++)
             {
@@ -37,10 +42,10 @@ public static class AesKeyWrap
                 {
                     var r = output.AsSpan(i * BlockHalf, BlockHalf);
                     BinaryPrimitives.WriteUInt64BigEndian(block, a);
-                    r.CopyTo(block[BlockHalf..]);
-                    aes.EncryptEcb(block, block, PaddingMode.None);
-                    a = BinaryPrimitives.ReadUInt64BigEndian(block) ^ (ulong)((n * j) + i);
-                    block[BlockHalf..].CopyTo(r);
+                    r.CopyTo(block.AsSpan(BlockHalf));
+                    Transform(ecb, block, result);
+                    a = BinaryPrimitives.ReadUInt64BigEndian(result) ^ (ulong)((n * j) + i);
+                    result.AsSpan(BlockHalf).CopyTo(r);
                 }
             }
 
@@ -50,6 +55,7 @@ public static class AesKeyWrap
         finally
         {
             CryptographicOperations.ZeroMemory(block);
+            CryptographicOperations.ZeroMemory(result);
         }
     }
 
@@ -65,13 +71,17 @@ public static class AesKeyWrap
         var n = (wrapped.Length / BlockHalf) - 1;
         var r = new byte[n * BlockHalf];
         wrapped[BlockHalf..].CopyTo(r);
-        Span<byte> block = stackalloc byte[16];
+        var block = new byte[16];
+        var result = new byte[16];
         Span<byte> aBytes = stackalloc byte[BlockHalf];
         Span<byte> ivBytes = stackalloc byte[BlockHalf];
         using var aes = Aes.Create();
         aes.SetKey(kek);
         try
         {
+            aes.Mode = CipherMode.ECB;
+            aes.Padding = PaddingMode.None;
+            using var ecb = aes.CreateDecryptor();
             var a = BinaryPrimitives.ReadUInt64BigEndian(wrapped);
             for (var j = Rounds - 1; j >= 0; j--)
             {
@@ -79,10 +89,10 @@ public static class AesKeyWrap
                 {
                     var ri = r.AsSpan((i - 1) * BlockHalf, BlockHalf);
                     BinaryPrimitives.WriteUInt64BigEndian(block, a ^ (ulong)((n * j) + i));
-                    ri.CopyTo(block[BlockHalf..]);
-                    aes.DecryptEcb(block, block, PaddingMode.None);
-                    a = BinaryPrimitives.ReadUInt64BigEndian(block);
-                    block[BlockHalf..].CopyTo(ri);
+                    ri.CopyTo(block.AsSpan(BlockHalf));
+                    Transform(ecb, block, result);
+                    a = BinaryPrimitives.ReadUInt64BigEndian(result);
+                    result.AsSpan(BlockHalf).CopyTo(ri);
                 }
             }
 
@@ -99,6 +109,16 @@ public static class AesKeyWrap
         finally
         {
             CryptographicOperations.ZeroMemory(block);
+            CryptographicOperations.ZeroMemory(result);
+        }
+    }
+
+    /// <summary>One AES block through an ECB transform without padding.</summary>
+    private static void Transform(ICryptoTransform ecb, byte[] input, byte[] output)
+    {
+        if (ecb.TransformBlock(input, 0, 16, output, 0) != 16)
+        {
+            throw new CryptographicException("AES block transform returned a short block");
         }
     }
 
