@@ -8,9 +8,13 @@ using AttestBroker.Protocol;
 namespace AttestBroker.Verification.Azure;
 
 /// <summary>What the broker requires of an Azure Attestation token beyond its signature, issuer and lifetime.</summary>
-/// <param name="Nonce">The broker's challenge nonce, exactly as issued: x-ms-runtime.nonce must equal it.</param>
+/// <param name="Nonce">The broker's challenge nonce, exactly as issued: x-ms-runtime.nonce must equal it. Null skips the whole binding (only for dry runs that release nothing, e.g. attestbroker policy test).</param>
 /// <param name="PublicKey">The pod's ephemeral public key (the JWE target): x-ms-runtime.keys must hold a key with the same RFC 7638 thumbprint. Null skips the key binding (only for callers that bind the key some other way).</param>
-public sealed record AzureTokenExpectations(string Nonce, Jwk? PublicKey);
+public sealed record AzureTokenExpectations(string? Nonce, Jwk? PublicKey)
+{
+    /// <summary>No binding is checked: for dry runs that release nothing.</summary>
+    public static AzureTokenExpectations Unbound { get; } = new(null, null);
+}
 
 /// <summary>
 /// Verifies a Microsoft Azure Attestation (MAA) token presented instead of raw evidence: RS256 signature under a
@@ -316,6 +320,11 @@ public sealed class AzureAttestationTokenVerifier
 
     private static void CheckBinding(JsonElement p, AzureTokenExpectations expected, List<VerificationReason> reasons)
     {
+        if (expected.Nonce is null)
+        {
+            return;
+        }
+
         if (!p.TryGetProperty("x-ms-runtime", out var runtime) || runtime.ValueKind != JsonValueKind.Object)
         {
             reasons.Add(new VerificationReason(ReasonNonceMismatch, "the token has no x-ms-runtime claims (the runtime data must be JSON carrying the broker's nonce)"));

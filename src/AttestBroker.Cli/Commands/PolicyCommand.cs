@@ -43,7 +43,10 @@ internal static class PolicyCommand
     private static Command CreateTest()
     {
         var policyFile = new Option<string>("--policy") { Description = "The policy document, YAML or JSON (docs/policy.md).", Required = true };
-        var evidenceFile = new Option<string>("--evidence") { Description = "The evidence: a TDX quote (v4, v5) or an SEV-SNP attestation report, raw binary.", Required = true };
+        var evidenceFile = new Option<string?>("--evidence") { Description = "The evidence: a TDX quote (v4, v5) or an SEV-SNP attestation report, raw binary (or --azure-token)." };
+        var azureToken = new Option<string?>("--azure-token") { Description = "Instead of --evidence: a file holding a Microsoft Azure Attestation token (JWT); its nonce and key binding are not checked (nothing is released)." };
+        var azureInstance = new Option<string?>("--azure-instance") { Description = "With --azure-token: the attestation instance (https URL, no path) the token must come from." };
+        var azureJwks = new Option<string?>("--azure-jwks") { Description = "With --azure-token: the instance's signing keys as saved from {instance}/certs (offline); default: fetched from the instance." };
         var at = new Option<string?>("--at") { Description = "Verification time, RFC 3339 (e.g. 2026-03-20T10:41:14Z); default: now." };
         var collateral = new Option<string[]>("--collateral") { Description = "Collateral files or folders (repeatable), as for attestbroker verify.", AllowMultipleArgumentsPerToken = false };
         var vcek = new Option<string?>("--vcek") { Description = "The VCEK or VLEK (DER or PEM)." };
@@ -56,7 +59,7 @@ internal static class PolicyCommand
 
         var command = new Command("test", "Verify evidence like attestbroker verify, then evaluate a release policy over the result without releasing anything. Exit 0 granted, 1 denied, 2 usage, I/O or invalid policy.")
         {
-            policyFile, evidenceFile, at, collateral, vcek, caChain, trustSim, skipCrl, json, ns, sa,
+            policyFile, evidenceFile, at, collateral, vcek, caChain, trustSim, skipCrl, json, ns, sa, azureToken, azureInstance, azureJwks,
         };
 
         command.SetAction(async (parse, ct) =>
@@ -64,7 +67,23 @@ internal static class PolicyCommand
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
             var policy = ReadPolicy(parse.GetValue(policyFile)!, "--policy");
-            var evidencePath = parse.GetValue(evidenceFile)!;
+            if (parse.GetValue(azureToken) is { } tokenPath)
+            {
+                if (parse.GetValue(evidenceFile) is not null)
+                {
+                    throw new CliUsageException("give --evidence or --azure-token, not both");
+                }
+
+                return await AzureTokenTestAsync(policy, tokenPath, parse.GetValue(azureInstance), parse.GetValue(azureJwks), VerifyCommand.ParseTime(parse.GetValue(at)),
+                    Requester(parse.GetValue(ns), parse.GetValue(sa)), parse.GetValue(json), output, ct).ConfigureAwait(false);
+            }
+
+            if (parse.GetValue(azureInstance) is not null || parse.GetValue(azureJwks) is not null)
+            {
+                throw new CliUsageException("--azure-instance and --azure-jwks go with --azure-token");
+            }
+
+            var evidencePath = parse.GetValue(evidenceFile) ?? throw new CliUsageException("--evidence (or --azure-token) is required");
             byte[] bytes;
             try
             {
@@ -105,6 +124,79 @@ internal static class PolicyCommand
             return decision.Granted ? ExitCodes.Success : ExitCodes.Failure;
         });
         return command;
+    }
+
+    /// <summary>
+    /// policy test over an Azure Attestation token: checked like the broker checks it (signature under the instance's
+    /// keys, issuer, lifetime at --at, claims) except the nonce and key binding, which need a live challenge.
+    /// </summary>
+    private static async Task<int> AzureTokenTestAsync(ReleasePolicy policy, string tokenPath, string? instance, string? jwksPath, DateTimeOffset at,
+        RequesterIdentity? requester, bool json, TextWriter output, CancellationToken ct)
+    {
+        if (instance is null || !Uri.TryCreate(instance, UriKind.Absolute, out var instanceUri))
+        {
+            throw new CliUsageException("--azure-token needs --azure-instance, an https URL such as https://myprovider.eus2.attest.azure.net");
+        }
+
+        var options = new Verification.Azure.AzureAttestationOptions { Enabled = true, Instance = instanceUri };
+        try
+        {
+            options.Validate();
+        }
+        catch (ArgumentException ex)
+        {
+            throw new CliUsageException("--azure-instance: " + ex.Message.Split(" (Parameter", 2)[0], ex);
+        }
+
+        var token = (await ReadFileAsync(tokenPath, "--azure-token", ct).ConfigureAwait(false)).Trim();
+        var jwks = jwksPath is null ? null : Encoding.UTF8.GetBytes(await ReadFileAsync(jwksPath, "--azure-jwks", ct).ConfigureAwait(false));
+
+        using var http = jwks is null ? new HttpClient { Timeout = TimeSpan.FromSeconds(10) } : new HttpClient(new SavedJwksHandler(jwks));
+        var verifier = new Verification.Azure.AzureAttestationTokenVerifier(options, http, new FixedTime(at));
+        var result = await verifier.VerifyAsync(token, Verification.Azure.AzureTokenExpectations.Unbound, ct).ConfigureAwait(false);
+        var input = ToPolicyInput(result, at, trustsSimulator: false, requester) with { AzureAttestation = true };
+        var decision = PolicyEvaluator.Evaluate(policy, input);
+        const string binding = "not checked: a dry run has no challenge, so x-ms-runtime's nonce and key are not compared (the broker checks them)";
+        if (json)
+        {
+            var o = decision.ToJson();
+            o["evidence"] = tokenPath;
+            o["evidence_format"] = "azure-attestation-token";
+            o["binding"] = binding;
+            o["verification"] = result.ToJson();
+            await output.WriteLineAsync(o.ToJsonString()).ConfigureAwait(false);
+        }
+        else
+        {
+            await WriteTextAsync(output, tokenPath, result, decision).ConfigureAwait(false);
+            await output.WriteLineAsync("binding " + binding).ConfigureAwait(false);
+        }
+
+        return decision.Granted ? ExitCodes.Success : ExitCodes.Failure;
+    }
+
+    private static async Task<string> ReadFileAsync(string path, string option, CancellationToken ct)
+    {
+        try
+        {
+            return await File.ReadAllTextAsync(path, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new CliUsageException($"{option}: {path}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Answers every request with the saved {instance}/certs document (policy test --azure-jwks).</summary>
+    private sealed class SavedJwksHandler(byte[] jwks) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(new HttpResponseMessage(System.Net.HttpStatusCode.OK) { Content = new ByteArrayContent(jwks) });
+    }
+
+    private sealed class FixedTime(DateTimeOffset at) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => at;
     }
 
     /// <summary>
