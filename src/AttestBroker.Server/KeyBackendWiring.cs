@@ -78,6 +78,7 @@ public sealed class BrokerKeyBackends : IDisposable
             {
                 var kek = data.Kek ?? throw new BrokerStartupException("kubernetes-secrets key backends need the broker's KEK (Broker:Secrets)");
                 sharedKek = new AesGcmKeyWrapper(kek);
+                MarkKekShared(kek, options);
                 embedded = new EmbeddedKeyStore(data.Storage.Keys, new KekWrapperView(sharedKek, mayAdd: true, mayRetire: false), time);
             }
             else
@@ -118,6 +119,36 @@ public sealed class BrokerKeyBackends : IDisposable
             }
 
             throw;
+        }
+    }
+
+    /// <summary>Name of the file, in a KEK directory, that says Kubernetes Secrets backends also wrap keys under that KEK.</summary>
+    public const string KekSharedMarkerFile = "shared-with-kubernetes-secrets";
+
+    /// <summary>
+    /// Leaves a marker beside a KEK kept in a directory, naming the kubernetes-secrets backends that share it, so that
+    /// an offline 'admin key rotate --data-dir' (which sees only the database's keys) refuses rather than retiring a KEK
+    /// version a Secret still uses. A read-only directory (a mounted Secret) cannot be rotated offline either.
+    /// </summary>
+    private static void MarkKekShared(KekRing kek, KeyBackendsOptions options)
+    {
+        if (kek is not FileKekSource file)
+        {
+            return;
+        }
+
+        var names = string.Join('\n', options.Backends.Where(b => b.Value.Type == KeyBackendSettings.KubernetesSecrets).Select(b => b.Key).Order(StringComparer.Ordinal)) + "\n";
+        var path = Path.Combine(file.DirectoryPath, KekSharedMarkerFile);
+        try
+        {
+            if (!File.Exists(path) || File.ReadAllText(path) != names)
+            {
+                File.WriteAllText(path, names);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Read-only KEK directory: nothing offline can add or retire versions there.
         }
     }
 

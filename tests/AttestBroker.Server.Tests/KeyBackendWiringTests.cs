@@ -111,6 +111,14 @@ public sealed class Broker_with_Vault_KeyVault_and_Kubernetes_Secrets_backends
         Directory.Delete(_dir, recursive: true);
     }
 
+    [Test]
+    public void A_kek_shared_with_kubernetes_secrets_is_marked_in_its_directory_so_an_offline_rotation_refuses()
+    {
+        var marker = Path.Combine(_broker.Host.Data.Directory, BrokerData.KekDirectory, BrokerKeyBackends.KekSharedMarkerFile);
+        Assert.That(File.Exists(marker), Is.True, "the broker marks the KEK directory it shares with Secrets backends");
+        Assert.That(File.ReadAllLines(marker), Is.EqualTo(new[] { Secrets }), "the marker names the sharing backends");
+    }
+
     [TestCase(Vault)]
     [TestCase(KeyVault)]
     [TestCase(Secrets)]

@@ -270,6 +270,14 @@ internal static class AdminCommand
             var backendName = BackendValue(parse, backend, local);
             if (local is { } dir)
             {
+                var marker = Path.Combine(dir, Server.BrokerData.KekDirectory, Server.BrokerKeyBackends.KekSharedMarkerFile);
+                if (File.Exists(marker))
+                {
+                    await parse.InvocationConfiguration.Error.WriteLineAsync(
+                        $"error: this KEK also wraps the keys of kubernetes-secrets backend(s) ({string.Join(", ", File.ReadAllLines(marker).Where(l => l.Length > 0))}), which --data-dir cannot see; rotating here could retire a version their Secrets still use. Rotate through the running broker: admin key rotate --broker URL").ConfigureAwait(false);
+                    return ExitCodes.Usage;
+                }
+
                 await using var data = await OpenAsync(dir, ct).ConfigureAwait(false);
                 var result = await KeyStoreAsync(() => data.Keys.RotateKekAsync(ct)).ConfigureAwait(false);
                 await data.Storage.Audit.AppendAsync(new Storage.AuditEvent("kek.rotate", DateTimeOffset.UtcNow, "admin-cli",

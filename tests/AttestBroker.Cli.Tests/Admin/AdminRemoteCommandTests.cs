@@ -148,6 +148,29 @@ public sealed class Admin_commands_drive_a_running_broker_over_https
     }
 
     [Test]
+    public async Task An_offline_kek_rotation_refuses_a_kek_that_kubernetes_secrets_backends_share()
+    {
+        var dir = Directory.CreateTempSubdirectory("ab-cli-kek-shared-").FullName;
+        try
+        {
+            var created = await CliRunner.RunAsync("admin", "key", "create", "--id", "offline-model", "--data-dir", dir);
+            Assert.That(created.Exit, Is.Zero, created.Err);
+            await File.WriteAllTextAsync(Path.Combine(dir, Server.BrokerData.KekDirectory, Server.BrokerKeyBackends.KekSharedMarkerFile), "model-secrets\n");
+            var kekFiles = Directory.GetFiles(Path.Combine(dir, Server.BrokerData.KekDirectory), "kek-v*.bin");
+
+            var (exit, output, error) = await CliRunner.RunAsync("admin", "key", "rotate", "--data-dir", dir);
+
+            Assert.That(exit, Is.EqualTo(2), output);
+            Assert.That(error, Does.Contain("kubernetes-secrets backend(s) (model-secrets)").And.Contain("admin key rotate --broker URL"));
+            Assert.That(Directory.GetFiles(Path.Combine(dir, Server.BrokerData.KekDirectory), "kek-v*.bin"), Is.EquivalentTo(kekFiles), "no KEK version added or retired");
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Test]
     public async Task Both_or_neither_of_data_dir_and_broker_or_a_missing_token_is_a_usage_error()
     {
         var both = await CliRunner.RunAsync("admin", "key", "list", "--data-dir", _dataDir, "--broker", _url, "--token", "x");
