@@ -163,7 +163,14 @@ public sealed partial class BrokerHost : IAsyncDisposable
             }
 
             services.AddHostedService<ReplayPurgeService>();
-            services.AddSingleton(sp => new ReadinessProbe(data.Storage, sp.GetRequiredService<BrokerKeyBackends>().Embedded, options, time) { KeyBackends = sp.GetRequiredService<BrokerKeyBackends>() });
+            // "keystore" probes what releases use; behind the router that is the embedded store, since the external
+            // backends have their own cached health checks ("key_backends") and must not be asked on every probe.
+            services.AddSingleton(sp =>
+            {
+                var backends = sp.GetRequiredService<BrokerKeyBackends>();
+                var keys = sp.GetRequiredService<IKeyBackend>();
+                return new ReadinessProbe(data.Storage, keys is AttestBroker.Keys.Backends.KeyBackendRouter ? backends.Embedded : keys, options, time) { KeyBackends = backends };
+            });
             admin.Register(services);
             services.AddProblemDetails();
             services.AddOpenApi();

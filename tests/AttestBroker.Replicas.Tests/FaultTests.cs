@@ -131,10 +131,15 @@ public sealed class A_key_backend_down
         var switches = new SwitchableKeyBackend[3];
         await using var cluster = await ReplicaCluster.StartAsync(Assembly.Env, cs, configure: (i, b) =>
         {
+            // The broker registers its key backend (the router) through a factory: wrap whatever it makes.
             var d = b.Services.Last(s => s.ServiceType == typeof(IKeyBackend));
-            switches[i] = new SwitchableKeyBackend((IKeyBackend)d.ImplementationInstance!);
+            var swap = switches[i] = new SwitchableKeyBackend();
             b.Services.Remove(d);
-            b.Services.AddSingleton<IKeyBackend>(switches[i]);
+            b.Services.AddSingleton<IKeyBackend>(sp =>
+            {
+                swap.Inner = d.ImplementationInstance as IKeyBackend ?? (IKeyBackend)d.ImplementationFactory!(sp);
+                return swap;
+            });
         });
         var replica = cluster.Replicas[2];
         switches[2].Down = true;

@@ -8,10 +8,15 @@ namespace AttestBroker.Replicas.Tests;
 /// </summary>
 internal sealed class SwitchableKeyBackend : IKeyBackend
 {
-    private readonly IKeyBackend _inner;
+    private IKeyBackend? _inner;
     private volatile bool _down;
 
-    public SwitchableKeyBackend(IKeyBackend inner) => _inner = inner;
+    /// <summary>The real keystore; set when the broker's service provider makes this backend.</summary>
+    public IKeyBackend Inner
+    {
+        get => _inner ?? throw new InvalidOperationException("the wrapped key backend is not made yet");
+        set => _inner = value;
+    }
 
     public bool Down
     {
@@ -19,23 +24,23 @@ internal sealed class SwitchableKeyBackend : IKeyBackend
         set => _down = value;
     }
 
-    public string Name => _inner.Name;
+    public string Name => Inner.Name;
 
-    public Task<KeyInfo> CreateAsync(string keyId, CancellationToken cancellationToken = default) => Up(() => _inner.CreateAsync(keyId, cancellationToken));
+    public Task<KeyInfo> CreateAsync(string keyId, CancellationToken cancellationToken = default) => Up(() => Inner.CreateAsync(keyId, cancellationToken));
 
-    public Task<KeyInfo> ImportAsync(string keyId, ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default) => Up(() => _inner.ImportAsync(keyId, key, cancellationToken));
+    public Task<KeyInfo> ImportAsync(string keyId, ReadOnlyMemory<byte> key, CancellationToken cancellationToken = default) => Up(() => Inner.ImportAsync(keyId, key, cancellationToken));
 
-    public Task<KeyInfo> GetForReleaseAsync(string keyId, Memory<byte> destination, CancellationToken cancellationToken = default) => Up(() => _inner.GetForReleaseAsync(keyId, destination, cancellationToken));
+    public Task<KeyInfo> GetForReleaseAsync(string keyId, Memory<byte> destination, CancellationToken cancellationToken = default) => Up(() => Inner.GetForReleaseAsync(keyId, destination, cancellationToken));
 
-    public Task<KeyInfo> DisableAsync(string keyId, CancellationToken cancellationToken = default) => Up(() => _inner.DisableAsync(keyId, cancellationToken));
+    public Task<KeyInfo> DisableAsync(string keyId, CancellationToken cancellationToken = default) => Up(() => Inner.DisableAsync(keyId, cancellationToken));
 
-    public Task<KeyInfo> EnableAsync(string keyId, CancellationToken cancellationToken = default) => Up(() => _inner.EnableAsync(keyId, cancellationToken));
+    public Task<KeyInfo> EnableAsync(string keyId, CancellationToken cancellationToken = default) => Up(() => Inner.EnableAsync(keyId, cancellationToken));
 
-    public Task<KeyInfo?> GetInfoAsync(string keyId, CancellationToken cancellationToken = default) => Up(() => _inner.GetInfoAsync(keyId, cancellationToken));
+    public Task<KeyInfo?> GetInfoAsync(string keyId, CancellationToken cancellationToken = default) => Up(() => Inner.GetInfoAsync(keyId, cancellationToken));
 
-    public Task<IReadOnlyList<KeyInfo>> ListAsync(CancellationToken cancellationToken = default) => Up(() => _inner.ListAsync(cancellationToken));
+    public Task<IReadOnlyList<KeyInfo>> ListAsync(CancellationToken cancellationToken = default) => Up(() => Inner.ListAsync(cancellationToken));
 
-    public Task<KekRotationResult> RotateKekAsync(CancellationToken cancellationToken = default) => Up(() => _inner.RotateKekAsync(cancellationToken));
+    public Task<KekRotationResult> RotateKekAsync(CancellationToken cancellationToken = default) => Up(() => Inner.RotateKekAsync(cancellationToken));
 
     private Task<T> Up<T>(Func<Task<T>> call) =>
         _down ? Task.FromException<T>(new KeyStoreException(KeyError.StorageFailed, "the key backend cannot be reached")) : call();
