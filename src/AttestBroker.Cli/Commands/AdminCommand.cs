@@ -193,7 +193,7 @@ internal static class AdminCommand
                 }
 
                 using var http = target.Connect(parse);
-                var body = ImportBody(keyBytes, backendName);
+                var body = ModelKeyImport.ImportBody(keyBytes, backendName);
                 try
                 {
                     using var content = new ByteArrayContentZeroed(body);
@@ -656,20 +656,6 @@ internal static class AdminCommand
         {
             throw new CliUsageException($"--data-dir: {ex.Message}", ex);
         }
-    }
-
-    /// <summary><c>{"key":"&lt;base64&gt;"}</c> as UTF-8 bytes, built without an intermediate string. The caller zeroes it.</summary>
-    private static byte[] ImportBody(byte[] key, string? backend = null)
-    {
-        var prefix = "{\"key\":\""u8;
-        // The backend name is checked (lowercase letters, digits, '-'): no JSON escaping needed.
-        var suffix = backend is null ? "\"}"u8.ToArray() : System.Text.Encoding.UTF8.GetBytes("\",\"backend\":\"" + backend + "\"}");
-        var encoded = System.Buffers.Text.Base64.GetMaxEncodedToUtf8Length(key.Length); // exact: base64 is always padded
-        var body = new byte[prefix.Length + encoded + suffix.Length];
-        prefix.CopyTo(body);
-        System.Buffers.Text.Base64.EncodeToUtf8(key, body.AsSpan(prefix.Length), out _, out _);
-        suffix.CopyTo(body.AsSpan(prefix.Length + encoded));
-        return body;
     }
 
     /// <summary>Exactly 32 raw bytes, or base64 text of 32 bytes with surrounding whitespace. The caller zeroes the result.</summary>

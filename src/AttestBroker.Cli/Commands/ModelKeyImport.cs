@@ -294,7 +294,11 @@ internal sealed class ModelKeyImport
     /// <c>{"key":"&lt;base64&gt;"[,"backend":"NAME"]}</c> as UTF-8 in pinned memory, without an intermediate string of
     /// the key. The backend name was checked (lowercase letters, digits, '-'), so it needs no JSON escaping. The caller zeroes it.
     /// </summary>
-    private static byte[] ImportBody(ReadOnlySpan<byte> key, string? backend)
+    /// <summary>
+    /// The admin import body <c>{"key":"base64"[,"backend":"name"]}</c> in a pinned array the caller zeroes. The backend
+    /// name has been checked (lowercase letters, digits, '-'), so it needs no JSON escaping.
+    /// </summary>
+    internal static byte[] ImportBody(ReadOnlySpan<byte> key, string? backend)
     {
         var prefix = "{\"key\":\""u8;
         var suffix = backend is null ? "\"}"u8.ToArray() : System.Text.Encoding.UTF8.GetBytes("\",\"backend\":\"" + backend + "\"}");

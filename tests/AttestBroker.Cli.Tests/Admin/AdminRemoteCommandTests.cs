@@ -106,6 +106,27 @@ public sealed class Admin_commands_drive_a_running_broker_over_https
     }
 
     [Test]
+    public async Task Key_import_over_the_api_stores_exactly_the_key_files_bytes()
+    {
+        var token = await TokenAsync("key-admin");
+        var key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        var keyFile = Path.Combine(_root, "imported.key");
+        await File.WriteAllTextAsync(keyFile, Convert.ToBase64String(key) + "\n");
+
+        var import = await RemoteAsync(token, "admin", "key", "import", "--id", "cli-imported", "--key-file", keyFile);
+
+        Assert.That((import.Exit, import.Out.Trim()), Is.EqualTo((0, "imported key cli-imported in backend embedded (KEK version 1)")), import.Err);
+        var held = new byte[32];
+        await _host.Data.Keys.GetForReleaseAsync("cli-imported", held);
+        Assert.That(held, Is.EqualTo(key), "the broker holds the file's 32 bytes");
+        var again = await RemoteAsync(token, "admin", "key", "import", "--id", "cli-imported", "--key-file", keyFile);
+        Assert.That(again.Exit, Is.EqualTo(2), "an existing id is refused (a 4xx other than 401/403 is exit 2)");
+        Assert.That(again.Err, Does.StartWith("error: 409 "));
+        await _host.Data.Keys.GetForReleaseAsync("cli-imported", held);
+        Assert.That(held, Is.EqualTo(key), "the first key is still the one held");
+    }
+
+    [Test]
     public async Task A_token_without_the_role_exits_1_with_the_problem_title()
     {
         var auditor = await TokenAsync("auditor");
