@@ -220,7 +220,7 @@ public sealed class KeyBackendRouter : IKeyBackend
                 rewrapped += r.Rewrapped;
             }
 
-            var retired = new List<int>();
+            IReadOnlyList<int> retired = [];
             if (_sharedKek.CanAddVersion)
             {
                 var inUse = new HashSet<int>();
@@ -232,11 +232,7 @@ public sealed class KeyBackendRouter : IKeyBackend
                     }
                 }
 
-                foreach (int v in _sharedKek.Versions.Where(v => v < first.KekVersion && !inUse.Contains(v)).ToList())
-                {
-                    await _sharedKek.RetireVersionAsync(v, cancellationToken).ConfigureAwait(false);
-                    retired.Add(v);
-                }
+                retired = await _sharedKek.RetireUnusedAsync(first.KekVersion, inUse, cancellationToken).ConfigureAwait(false);
             }
 
             return new KekRotationResult(first.KekVersion, rewrapped, retired);

@@ -194,16 +194,7 @@ public sealed partial class EmbeddedKeyStore : IKeyBackend
                 .Where(r => r.Backend == Name)
                 .Select(r => r.WrappingKeyVersion)
                 .ToHashSet();
-            var retired = new List<int>();
-            if (_wrapper.CanAddVersion)
-            {
-                foreach (int v in _wrapper.Versions.Where(v => v < target && !inUse.Contains(v)).ToList())
-                {
-                    await _wrapper.RetireVersionAsync(v, cancellationToken).ConfigureAwait(false);
-                    retired.Add(v);
-                }
-            }
-
+            var retired = await _wrapper.RetireUnusedAsync(target, inUse, cancellationToken).ConfigureAwait(false);
             return new KekRotationResult(target, rewrapped, retired);
         }
         finally

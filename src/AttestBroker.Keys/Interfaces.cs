@@ -95,3 +95,30 @@ public interface IKeyWrapper
     /// <summary>Versions currently available, ascending.</summary>
     IReadOnlyList<int> Versions { get; }
 }
+
+/// <summary>What every KEK rotation ends with.</summary>
+public static class KeyWrapperRetirement
+{
+    /// <summary>
+    /// Retires every version below <paramref name="current"/> that no key in <paramref name="inUse"/> names, when the
+    /// wrapper manages its own versions (<see cref="IKeyWrapper.CanAddVersion"/>); returns the versions retired.
+    /// </summary>
+    public static async Task<IReadOnlyList<int>> RetireUnusedAsync(this IKeyWrapper wrapper, int current, IReadOnlySet<int> inUse, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(wrapper);
+        ArgumentNullException.ThrowIfNull(inUse);
+        var retired = new List<int>();
+        if (!wrapper.CanAddVersion)
+        {
+            return retired;
+        }
+
+        foreach (int v in wrapper.Versions.Where(v => v < current && !inUse.Contains(v)).ToList())
+        {
+            await wrapper.RetireVersionAsync(v, cancellationToken).ConfigureAwait(false);
+            retired.Add(v);
+        }
+
+        return retired;
+    }
+}

@@ -191,16 +191,7 @@ public sealed partial class KubernetesSecretsKeyBackend : IKeyBackend, IKeyBacke
             var inUse = (await ListSecretsAsync(cancellationToken).ConfigureAwait(false))
                 .Select(s => Wrapped(s, s.Metadata.Annotations[KeyIdAnnotation]).KekVersion)
                 .ToHashSet();
-            var retired = new List<int>();
-            if (_wrapper.CanAddVersion)
-            {
-                foreach (int v in _wrapper.Versions.Where(v => v < target && !inUse.Contains(v)).ToList())
-                {
-                    await _wrapper.RetireVersionAsync(v, cancellationToken).ConfigureAwait(false);
-                    retired.Add(v);
-                }
-            }
-
+            var retired = await _wrapper.RetireUnusedAsync(target, inUse, cancellationToken).ConfigureAwait(false);
             return new KekRotationResult(target, rewrapped, retired);
         }
         finally
