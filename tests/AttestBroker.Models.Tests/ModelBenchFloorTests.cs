@@ -1,0 +1,86 @@
+using AttestBroker.Models.Benchmarking;
+using NUnit.Framework;
+
+namespace AttestBroker.Models.Tests;
+
+[TestFixture]
+public sealed class The_model_bench_floor_is_start_up_plus_every_cost_spread_over_every_core
+{
+    private const long TwoGiB = 2L << 30;
+    private const double GiB = 1 << 30;
+
+    [Test]
+    public void Start_up_plus_hash_decrypt_and_cat_cpu_over_the_processors_gives_the_floor()
+    {
+        // H = 2 GiB / 1 GiB/s = 2 s, D = 2 GiB / 4 GiB/s = 0.5 s, C = 1.5 s: 0.25 + (2 + 0.5 + 1.5) / 2 = 2.25 s.
+        var floor = ModelBench.Floor(TwoGiB, 1 * GiB, 4 * GiB, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(0.25), 2);
+
+        Assert.That(floor, Is.EqualTo(TimeSpan.FromSeconds(2.25)));
+    }
+
+    [Test]
+    public void On_one_core_nothing_is_divided_and_start_up_is_never_divided()
+    {
+        var oneCore = ModelBench.Floor(TwoGiB, 1 * GiB, 4 * GiB, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(0.25), 1);
+        var fourCores = ModelBench.Floor(TwoGiB, 1 * GiB, 4 * GiB, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(0.25), 4);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(oneCore, Is.EqualTo(TimeSpan.FromSeconds(4.25)));
+            Assert.That(fourCores, Is.EqualTo(TimeSpan.FromSeconds(1.25)));
+        });
+    }
+
+    [Test]
+    public void The_cat_target_is_within_reach_only_when_the_floor_is_at_most_1_15_cat()
+    {
+        var floor = TimeSpan.FromSeconds(2.25);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ModelBench.CatTargetWithinReach(floor, TimeSpan.FromSeconds(2.0)), Is.True, "2.25 / 2.0 = 1.125 <= 1.15");
+            Assert.That(ModelBench.CatTargetWithinReach(floor, TimeSpan.FromSeconds(1.5)), Is.False, "2.25 / 1.5 = 1.5 > 1.15");
+            Assert.That(ModelBench.Ratio(floor, TimeSpan.FromSeconds(1.5)), Is.EqualTo(1.5));
+        });
+    }
+
+    [Test]
+    public void The_age_target_is_within_reach_only_when_age_takes_at_least_two_floors()
+    {
+        var floor = TimeSpan.FromSeconds(2.25);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(ModelBench.AgeTargetWithinReach(floor, TimeSpan.FromSeconds(4.5)), Is.True, "4.5 / 2.25 = 2, the target's boundary");
+            Assert.That(ModelBench.AgeTargetWithinReach(floor, TimeSpan.FromSeconds(4.0)), Is.False, "4.0 / 2.25 = 1.78 < 2");
+        });
+    }
+
+    [Test]
+    public void The_report_derives_the_best_ratios_from_its_floor()
+    {
+        var report = new ModelBenchReport(false, TwoGiB, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(4.5), 4 * GiB, 1 * GiB, 50L << 20)
+        {
+            FloorWall = TimeSpan.FromSeconds(2.25),
+        };
+        var withoutAge = report with { Age = null };
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(report.BestOursOverCat, Is.EqualTo(1.5));
+            Assert.That(report.BestAgeOverOurs, Is.EqualTo(2.0));
+            Assert.That(withoutAge.BestAgeOverOurs, Is.Null, "no age, no age ratio");
+        });
+    }
+
+    [TestCase(0.0, 1.0, 1, "sha256BytesPerSecond")]
+    [TestCase(1.0, double.NaN, 1, "aesGcmBytesPerSecond")]
+    [TestCase(1.0, double.PositiveInfinity, 1, "aesGcmBytesPerSecond")]
+    [TestCase(1.0, 1.0, 0, "processors")]
+    public void Impossible_inputs_are_refused_naming_the_argument(double sha, double aes, int processors, string argument)
+    {
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => ModelBench.Floor(TwoGiB, sha, aes, TimeSpan.Zero, TimeSpan.Zero, processors));
+
+        Assert.That(ex!.ParamName, Is.EqualTo(argument));
+    }
+}
