@@ -203,7 +203,7 @@ internal sealed class PodClient
     /// <summary>POST /v1/challenge: the nonce and the opaque challenge token.</summary>
     public async Task<(byte[] Nonce, string Challenge)> ChallengeAsync(TeeKind tee, CancellationToken ct)
     {
-        var (status, challenge) = await PostAsync("/v1/challenge", Json(w => w.WriteString("tee", tee.ToWireName())), ct).ConfigureAwait(false);
+        var (status, challenge) = await PostAsync("/v1/challenge", ChallengeRequest(tee), ct).ConfigureAwait(false);
         if (status != 200 || challenge?["nonce"] is not JsonValue nonceText || challenge["challenge"] is not JsonValue challengeText
             || nonceText.GetValueKind() != JsonValueKind.String || challengeText.GetValueKind() != JsonValueKind.String)
         {
@@ -220,6 +220,9 @@ internal sealed class PodClient
         }
     }
 
+    /// <summary>The body of POST /v1/challenge for <paramref name="tee"/>.</summary>
+    public static byte[] ChallengeRequest(TeeKind tee) => Json(w => w.WriteString("tee", tee.ToWireName()));
+
     /// <summary>Simulated evidence whose REPORT_DATA is SHA-512(nonce || thumbprint of <paramref name="jwk"/>).</summary>
     public byte[] Evidence(TeeKind tee, byte[] nonce, Jwk jwk, SimFault? fault = null)
     {
@@ -233,10 +236,12 @@ internal sealed class PodClient
     }
 
     /// <summary>POST /v1/attest for <paramref name="keyIds"/>; the status and the parsed body.</summary>
-    public Task<(int Status, JsonNode? Body)> AttestAsync(string challenge, byte[] evidence, Jwk jwk, IEnumerable<string> keyIds, CancellationToken ct)
-    {
-        // Written straight to UTF-8, as an agent would, not built as a JSON tree first.
-        var request = Json(w =>
+    public Task<(int Status, JsonNode? Body)> AttestAsync(string challenge, byte[] evidence, Jwk jwk, IEnumerable<string> keyIds, CancellationToken ct) =>
+        PostAsync("/v1/attest", AttestRequest(challenge, evidence, jwk, keyIds), ct);
+
+    /// <summary>The body of POST /v1/attest, written straight to UTF-8 as an agent would, not built as a JSON tree first.</summary>
+    public static byte[] AttestRequest(string challenge, byte[] evidence, Jwk jwk, IEnumerable<string> keyIds) =>
+        Json(w =>
         {
             w.WriteString("challenge", challenge);
             w.WriteString("evidence", Base64UrlEncode(evidence));
@@ -250,8 +255,6 @@ internal sealed class PodClient
 
             w.WriteEndArray();
         });
-        return PostAsync("/v1/attest", request, ct);
-    }
 
     /// <summary>The whole round trip for one key: challenge, evidence (with an optional fault), attest.</summary>
     public async Task<(int Status, JsonNode? Body)> AttestAsync(TeeKind tee, ECDiffieHellman podKey, string keyId, SimFault? fault, CancellationToken ct)
@@ -282,28 +285,15 @@ internal sealed class PodClient
         return buffer.WrittenSpan.ToArray();
     }
 
-    private async Task<(int Status, JsonNode? Body)> PostAsync(string path, byte[] body, CancellationToken ct)
+    /// <summary>POSTs <paramref name="body"/> as JSON; the status and the answer's bytes, unparsed.</summary>
+    public async Task<(int Status, byte[] Body)> PostRawAsync(string path, byte[] body, CancellationToken ct)
     {
         using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         try
         {
             using var response = await _client.PostAsync(new Uri(path, UriKind.Relative), content, ct).ConfigureAwait(false);
-            var bytes = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
-            JsonNode? parsed = null;
-            if (bytes.Length > 0)
-            {
-                try
-                {
-                    parsed = JsonNode.Parse(bytes) as JsonObject ?? throw new PodException($"{path} answered HTTP {(int)response.StatusCode} with JSON that is not an object");
-                }
-                catch (JsonException)
-                {
-                    throw new PodException($"{path} answered HTTP {(int)response.StatusCode} with a body that is not JSON");
-                }
-            }
-
-            return ((int)response.StatusCode, parsed);
+            return ((int)response.StatusCode, await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
         }
         catch (HttpRequestException ex)
         {
@@ -313,6 +303,25 @@ internal sealed class PodClient
         {
             throw new PodException($"{path}: no answer within {_client.Timeout.TotalSeconds:F0} s");
         }
+    }
+
+    private async Task<(int Status, JsonNode? Body)> PostAsync(string path, byte[] body, CancellationToken ct)
+    {
+        var (status, bytes) = await PostRawAsync(path, body, ct).ConfigureAwait(false);
+        JsonNode? parsed = null;
+        if (bytes.Length > 0)
+        {
+            try
+            {
+                parsed = JsonNode.Parse(bytes) as JsonObject ?? throw new PodException($"{path} answered HTTP {status} with JSON that is not an object");
+            }
+            catch (JsonException)
+            {
+                throw new PodException($"{path} answered HTTP {status} with a body that is not JSON");
+            }
+        }
+
+        return (status, parsed);
     }
 
     public static string Base64UrlEncode(byte[] data) => Base64Url.EncodeToString(data);

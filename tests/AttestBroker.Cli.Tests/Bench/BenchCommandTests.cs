@@ -19,6 +19,9 @@ public sealed class Bench_release_runs_simulated_pods_through_the_whole_protocol
             Assert.That(output, Does.Contain("target p99 < 50 ms at 64 pods in flight"));
             Assert.That(output, Does.Contain("errors (failed or wrong releases): 0"), "every pod unwrapped the key the bench imported");
             Assert.That(output, Does.Not.Contain("error x"));
+            Assert.That(output, Does.Match(@"protocol floor: the two HTTPS exchanges alone \(recorded requests of \d+ and \d+ bytes, recorded answers of \d+ and \d+ bytes.*errors 0"), "the floor replays the broker's own answers, and every exchange succeeds");
+            Assert.That(output, Does.Match(@"elliptic-curve operations no release can skip: .* 4 x \d+\.\d+ ms = \d+\.\d+ ms CPU"));
+            Assert.That(output, Does.Match(@"best any broker could reach here: a release needs at least .* end-to-end is at most \d+ % of verification-only .* target is (within reach|beyond this machine)"));
         }
     }
 
