@@ -57,11 +57,41 @@ public sealed class EcdhAgreementTests
     }
 
     [Test]
-    public void The_peer_subject_public_key_info_is_what_dotnet_exports([Values("P-256", "P-384")] string crv)
+    public void The_direct_import_takes_a_point_on_the_curve_and_refuses_one_off_it_or_of_the_wrong_length([Values("P-256", "P-384")] string crv)
     {
-        using var key = ECDiffieHellman.Create(Curve(crv));
+        if (!OperatingSystem.IsLinux() || !EcdhAgreement.UsesOpenSslDirectly)
+        {
+            Assert.Ignore("the direct path is not in use here");
+        }
 
-        Assert.That(EcdhAgreement.SubjectPublicKeyInfo(Jwk.FromPublicKey(key)), Is.EqualTo(key.ExportSubjectPublicKeyInfo()));
+        using var key = ECDiffieHellman.Create(Curve(crv));
+        var q = key.ExportParameters(false).Q;
+        byte[] point = [0x04, .. q.X!, .. q.Y!];
+        var group = crv == "P-384" ? "secp384r1" : "prime256v1";
+        var offCurve = (byte[])point.Clone();
+        offCurve[^1] ^= 1;
+
+        var good = EcdhAgreement.ImportPeerPoint(group, point);
+        var bad = EcdhAgreement.ImportPeerPoint(group, offCurve);
+        var shortPoint = EcdhAgreement.ImportPeerPoint(group, point.AsSpan(0, point.Length - 1));
+        var otherCurve = EcdhAgreement.ImportPeerPoint(crv == "P-384" ? "prime256v1" : "secp384r1", point);
+        try
+        {
+            Assert.Multiple(() =>
+            {
+                Assert.That(good, Is.Not.EqualTo(nint.Zero), "a valid point imports");
+                Assert.That(bad, Is.EqualTo(nint.Zero), "a point off the curve (last bit of Y flipped) is refused");
+                Assert.That(shortPoint, Is.EqualTo(nint.Zero), "a point one byte short is refused");
+                Assert.That(otherCurve, Is.EqualTo(nint.Zero), "a point of another curve's size is refused");
+            });
+        }
+        finally
+        {
+            EcdhAgreement.FreeKey(good);
+            EcdhAgreement.FreeKey(bad);
+            EcdhAgreement.FreeKey(shortPoint);
+            EcdhAgreement.FreeKey(otherCurve);
+        }
     }
 
     [Test]
