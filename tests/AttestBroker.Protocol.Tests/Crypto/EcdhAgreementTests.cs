@@ -95,6 +95,25 @@ public sealed class EcdhAgreementTests
     }
 
     [Test]
+    public void New_keys_are_on_the_requested_curve_distinct_and_export_both_halves([Values("P-256", "P-384", "P-521")] string crv)
+    {
+        var curve = crv == "P-521" ? ECCurve.NamedCurves.nistP521 : Curve(crv);
+        using var a = EcdhAgreement.CreateKey(curve);
+        using var b = EcdhAgreement.CreateKey(curve);
+        var pa = a.ExportParameters(includePrivateParameters: true);
+        var pb = b.ExportParameters(includePrivateParameters: true);
+        using var reimported = ECDiffieHellman.Create(pa);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(a.KeySize, Is.EqualTo(int.Parse(crv[2..], System.Globalization.CultureInfo.InvariantCulture)));
+            Assert.That(pa.Curve.Oid.Value, Is.EqualTo(curve.Oid.Value));
+            Assert.That(pa.D, Is.Not.EqualTo(pb.D), "two generations give two keys");
+            Assert.That(reimported.ExportParameters(false).Q.X, Is.EqualTo(pa.Q.X), "the private half re-imports to the same point (.NET checks it)");
+        });
+    }
+
+    [Test]
     public void An_own_key_without_its_private_half_cannot_agree([Values("P-256", "P-384")] string crv)
     {
         using var full = EcdhAgreement.CreateKey(Curve(crv));
