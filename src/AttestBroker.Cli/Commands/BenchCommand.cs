@@ -48,6 +48,7 @@ internal static class BenchCommand
         var concurrency = new Option<string>("--concurrency") { Description = "Comma-separated numbers of pods in flight at once (default 1,16,64).", DefaultValueFactory = _ => "1,16,64" };
         var tee = new Option<string>("--tee") { Description = "tdx or sev-snp (default tdx).", DefaultValueFactory = _ => "tdx" };
         var http = new Option<string>("--http") { Description = "HTTP version the pods speak over TLS: 1.1 (one connection per pod in flight) or 2 (default 1.1).", DefaultValueFactory = _ => "1.1" };
+        var connections = new Option<string>("--connections") { Description = "shared: pods reuse a pool of kept-alive connections (default); per-pod: every pod opens its own TLS connection, as separate pods do, and pays the handshake.", DefaultValueFactory = _ => "shared" };
         var verifySeconds = new Option<double>("--verify-seconds") { Description = "How long each verification-only measurement runs (default 3).", DefaultValueFactory = _ => 3 };
         var broker = new Option<string?>("--broker") { Description = "Target a running broker at this https:// URL instead of starting one (needs --sim-pki and --key-id)." };
         var simPki = new Option<string?>("--sim-pki") { Description = "With --broker: the attest-sim PKI directory the broker trusts (Broker:TrustSimulatorPkiDirectory)." };
@@ -56,7 +57,7 @@ internal static class BenchCommand
         var pin = new Option<string?>("--pin-sha256") { Description = "With --broker: accept only the TLS certificate with this hex SHA-256 (e.g. a --dev-cert broker); default: normal validation." };
         var release = new Command("release", "Run simulated pods through challenge, evidence, attest and unwrap over HTTPS at several concurrency levels; report releases/s, p50/p90/p99 latency and errors beside the verification-only rate measured in the same run. Targets: end-to-end >= 50% of verification-only, p99 < 50 ms at 64 pods.")
         {
-            pods, concurrency, tee, http, verifySeconds, broker, simPki, keyId, keySha256, pin,
+            pods, concurrency, tee, http, connections, verifySeconds, broker, simPki, keyId, keySha256, pin,
         };
         release.SetAction(async (parse, ct) =>
         {
@@ -72,6 +73,12 @@ internal static class BenchCommand
                     _ => throw new CliUsageException("--http must be 1.1 or 2"),
                 },
                 VerifySeconds = parse.GetValue(verifySeconds) is var s and >= 0.5 and <= 600 ? s : throw new CliUsageException("--verify-seconds must be 0.5 .. 600"),
+                ConnectionPerPod = parse.GetRequiredValue(connections) switch
+                {
+                    "shared" => false,
+                    "per-pod" => true,
+                    _ => throw new CliUsageException("--connections must be shared or per-pod"),
+                },
             };
             var output = parse.InvocationConfiguration.Output;
             var error = parse.InvocationConfiguration.Error;
@@ -184,7 +191,7 @@ internal static class BenchCommand
                     var where = $"own broker at {broker.Address.GetLeftPart(UriPartial.Authority)} (SQLite in a temporary directory, simulator trusted for this run only, rate limit raised)";
                     var pods = new PodClient(client, pki, profile);
                     var recording = await FloorRecording.RecordAsync(pods, settings.Tee, broker.Host.App.Services.GetRequiredService<BrokerOptions>().MaxRequestBodyBytes, ct).ConfigureAwait(false);
-                    return await new BenchRun(settings, pods, KeyId, expected, verifier, verifiers.Trust, verifiers.SkipCrl, pki, profile, output) { Floor = recording }
+                    return await new BenchRun(settings, pods, KeyId, expected, verifier, verifiers.Trust, verifiers.SkipCrl, pki, profile, output) { Floor = recording, NewClient = () => broker.CreateClient(settings.HttpVersion, 1) }
                         .RunAsync(where, ct).ConfigureAwait(false);
                 }
             }
@@ -225,7 +232,11 @@ internal static class BenchCommand
             using var client = LocalBroker.PinnedClient(target, pinned, settings.HttpVersion, Math.Max(64, settings.Levels.Max()));
             var expected = ExpectedKey.FromDigest(expectedSha256);
             var where = $"running broker at {target.GetLeftPart(UriPartial.Authority)}";
-            return await new BenchRun(settings, new PodClient(client, pki, profile), keyId, expected, verifier, trust, false, pki, profile, output) { BrokerInProcess = false }
+            return await new BenchRun(settings, new PodClient(client, pki, profile), keyId, expected, verifier, trust, false, pki, profile, output)
+                {
+                    BrokerInProcess = false,
+                    NewClient = () => LocalBroker.PinnedClient(target, pinned, settings.HttpVersion, 1),
+                }
                 .RunAsync(where, ct).ConfigureAwait(false);
         }
         finally
@@ -251,6 +262,9 @@ internal static class BenchCommand
         public Version HttpVersion { get; init; } = System.Net.HttpVersion.Version11;
 
         public double VerifySeconds { get; init; }
+
+        /// <summary>Every pod (and every floor exchange pair) on a connection of its own, TLS handshake included.</summary>
+        public bool ConnectionPerPod { get; init; }
     }
 
     private sealed record BenchReport(bool Passed);
@@ -340,6 +354,9 @@ internal static class BenchCommand
             _out = output;
         }
 
+        /// <summary>A client on a new connection, for <see cref="BenchSettings.ConnectionPerPod"/>.</summary>
+        public Func<HttpClient>? NewClient { get; init; }
+
         /// <summary>False with --broker: this process's CPU is then the pods' alone.</summary>
         public bool BrokerInProcess { get; init; } = true;
 
@@ -348,7 +365,8 @@ internal static class BenchCommand
             var cpuWho = BrokerInProcess ? "broker + pod" : "pods only; the broker runs elsewhere";
             var tee = _settings.Tee.ToWireName();
             var cores = Environment.ProcessorCount;
-            await _out.WriteLineAsync($"bench release: {tee}, {_settings.Pods} pods per level, HTTP/{_settings.HttpVersion} over TLS, {where}; {cores} cores shared by the broker and the pods").ConfigureAwait(false);
+            var connectionsText = _settings.ConnectionPerPod ? "a TLS connection of its own per pod (handshake included)" : "kept-alive connections shared by successive pods";
+            await _out.WriteLineAsync($"bench release: {tee}, {_settings.Pods} pods per level, HTTP/{_settings.HttpVersion} over TLS, {connectionsText}, {where}; {cores} cores shared by the broker and the pods").ConfigureAwait(false);
 
             // Client-side cost: what making one piece of simulated evidence takes on this machine (the pods do it on the same cores).
             var premade = new List<byte[]>();
@@ -436,9 +454,10 @@ internal static class BenchCommand
             await using var floor = await ProtocolFloor.StartAsync(recording.Challenge, recording.Grant, recording.MaxRequestBodyBytes, ct).ConfigureAwait(false);
             using var client = floor.CreateClient(_settings.HttpVersion, Math.Max(64, level));
             var pods = new PodClient(client, _pki, _profile);
-            await ExchangesAsync(pods, recording, Math.Min(16, level), Math.Min(_settings.Pods, 64), ct).ConfigureAwait(false);
-            await ExchangesAsync(pods, recording, level, Math.Min(_settings.Pods, 1000), ct).ConfigureAwait(false);
-            var http = await ExchangesAsync(pods, recording, level, _settings.Pods, ct).ConfigureAwait(false);
+            Func<HttpClient>? perPair = _settings.ConnectionPerPod ? () => floor.CreateClient(_settings.HttpVersion, 1) : null;
+            await ExchangesAsync(pods, perPair, recording, Math.Min(16, level), Math.Min(_settings.Pods, 64), ct).ConfigureAwait(false);
+            await ExchangesAsync(pods, perPair, recording, level, Math.Min(_settings.Pods, 1000), ct).ConfigureAwait(false);
+            var http = await ExchangesAsync(pods, perPair, recording, level, _settings.Pods, ct).ConfigureAwait(false);
             var signature = ProtocolFloor.SignatureCpuMs(0.5);
             var crypto = EcOperationsPerRelease * signature;
             var cores = Environment.ProcessorCount;
@@ -458,8 +477,11 @@ internal static class BenchCommand
                 .ConfigureAwait(false);
         }
 
-        /// <summary>Pairs of recorded exchanges (challenge, attest), <paramref name="concurrency"/> at a time; a pair counts as an error unless both answer 200.</summary>
-        private static async Task<LevelResult> ExchangesAsync(PodClient client, FloorRecording recording, int concurrency, int pairs, CancellationToken ct)
+        /// <summary>
+        /// Pairs of recorded exchanges (challenge, attest), <paramref name="concurrency"/> at a time, each pair on a fresh
+        /// connection from <paramref name="perPair"/> when given; a pair counts as an error unless both answer 200.
+        /// </summary>
+        private async Task<LevelResult> ExchangesAsync(PodClient shared, Func<HttpClient>? perPair, FloorRecording recording, int concurrency, int pairs, CancellationToken ct)
         {
             var results = new PodResult[pairs];
             var next = -1;
@@ -471,6 +493,8 @@ internal static class BenchCommand
                     int i;
                     while ((i = Interlocked.Increment(ref next)) < pairs)
                     {
+                        using var own = perPair?.Invoke();
+                        var client = own is null ? shared : new PodClient(own, _pki, _profile);
                         try
                         {
                             var t0 = Stopwatch.GetTimestamp();
@@ -562,16 +586,18 @@ internal static class BenchCommand
         /// <summary>One pod: fresh key, challenge, evidence, attest, unwrap, compare. Latency is the two round trips as the pod sees them.</summary>
         private async Task<PodResult> PodAsync(CancellationToken ct)
         {
+            using var own = _settings.ConnectionPerPod ? NewClient?.Invoke() : null;
+            var pods = own is null ? _pods : new PodClient(own, _pki, _profile);
             using var podKey = EcdhAgreement.CreateKey(ECCurve.NamedCurves.nistP256);
             var jwk = Jwk.FromPublicKey(podKey);
             try
             {
                 var t0 = Stopwatch.GetTimestamp();
-                var (nonce, challenge) = await _pods.ChallengeAsync(_settings.Tee, ct).ConfigureAwait(false);
+                var (nonce, challenge) = await pods.ChallengeAsync(_settings.Tee, ct).ConfigureAwait(false);
                 var t1 = Stopwatch.GetTimestamp();
-                var evidence = _pods.Evidence(_settings.Tee, nonce, jwk);
+                var evidence = pods.Evidence(_settings.Tee, nonce, jwk);
                 var t2 = Stopwatch.GetTimestamp();
-                var (status, body) = await _pods.AttestAsync(challenge, evidence, jwk, [_keyId], ct).ConfigureAwait(false);
+                var (status, body) = await pods.AttestAsync(challenge, evidence, jwk, [_keyId], ct).ConfigureAwait(false);
                 var t3 = Stopwatch.GetTimestamp();
                 var latency = Stopwatch.GetElapsedTime(t0, t1) + Stopwatch.GetElapsedTime(t2, t3);
                 var evidenceTime = Stopwatch.GetElapsedTime(t1, t2);

@@ -25,6 +25,21 @@ public sealed class Bench_release_runs_simulated_pods_through_the_whole_protocol
         }
     }
 
+    [Test]
+    public async Task With_a_connection_per_pod_every_pod_still_gets_its_key_and_the_floor_uses_fresh_connections_too()
+    {
+        var (exit, output, error) = await CliRunner.RunAsync("bench", "release", "--pods", "4", "--concurrency", "2", "--verify-seconds", "0.5", "--connections", "per-pod");
+
+        Assert.That(exit, Is.AnyOf(0, 1), error);
+        using (Assert.EnterMultipleScope())
+        {
+            Assert.That(output, Does.Contain("a TLS connection of its own per pod (handshake included)"));
+            Assert.That(output, Does.Contain("errors (failed or wrong releases): 0"));
+            Assert.That(output, Does.Match(@"protocol floor: .*errors 0"));
+        }
+    }
+
+    [TestCase("--connections", "pooled", "--connections")]
     [TestCase("--concurrency", "0", "--concurrency")]
     [TestCase("--concurrency", "1,x", "--concurrency")]
     [TestCase("--pods", "0", "--pods")]
