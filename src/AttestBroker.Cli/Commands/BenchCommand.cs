@@ -278,15 +278,20 @@ internal static class BenchCommand
             using var podKey = EcdhAgreement.CreateKey(ECCurve.NamedCurves.nistP256);
             var jwk = Jwk.FromPublicKey(podKey);
             var (challengeStatus, challenge) = await pods.PostRawAsync("/v1/challenge", PodClient.ChallengeRequest(tee), ct).ConfigureAwait(false);
-            var parsed = challengeStatus == 200 ? System.Text.Json.Nodes.JsonNode.Parse(challenge) : null;
-            var nonce = parsed?["nonce"]?.GetValue<string>();
-            var token = parsed?["challenge"]?.GetValue<string>();
-            if (nonce is null || token is null)
+            byte[] nonce;
+            string token;
+            try
             {
-                throw new PodException($"recording a challenge for the protocol floor failed: HTTP {challengeStatus}");
+                var parsed = challengeStatus == 200 ? System.Text.Json.Nodes.JsonNode.Parse(challenge) : null;
+                nonce = PodClient.Base64UrlDecode(parsed?["nonce"]?.GetValue<string>() ?? throw new FormatException("no nonce"));
+                token = parsed?["challenge"]?.GetValue<string>() ?? throw new FormatException("no challenge");
+            }
+            catch (Exception ex) when (ex is System.Text.Json.JsonException or InvalidOperationException or FormatException)
+            {
+                throw new PodException($"recording a challenge for the protocol floor failed: HTTP {challengeStatus}, {ex.Message}");
             }
 
-            var evidence = pods.Evidence(tee, PodClient.Base64UrlDecode(nonce), jwk);
+            var evidence = pods.Evidence(tee, nonce, jwk);
             var challengeRequest = PodClient.ChallengeRequest(tee);
             var attestRequest = PodClient.AttestRequest(token, evidence, jwk, [KeyId]);
             var (status, grant) = await pods.PostRawAsync("/v1/attest", attestRequest, ct).ConfigureAwait(false);
