@@ -6,8 +6,10 @@
 FROM mcr.microsoft.com/dotnet/sdk:10.0 AS build
 WORKDIR /src
 COPY . .
-RUN dotnet publish src/AttestBroker.Cli -c Release -o /out/attestbroker \
- && dotnet publish hardware-sim/AttestBroker.HardwareSim.Cli -c Release -o /out/attest-sim
+# ReadyToRun (x86-64 only: TDX and SEV-SNP hosts are x86-64): precompiled code, so a fresh process starts without
+# waiting for the JIT (the same command, measured: 0.20 -> 0.13 s for a short run).
+RUN dotnet publish src/AttestBroker.Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o /out/attestbroker \
+ && dotnet publish hardware-sim/AttestBroker.HardwareSim.Cli -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true -o /out/attest-sim
 
 FROM mcr.microsoft.com/dotnet/aspnet:10.0-noble-chiseled AS runtime
 COPY --from=build /out/attestbroker /app/attestbroker
