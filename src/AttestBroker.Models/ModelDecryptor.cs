@@ -54,9 +54,9 @@ public sealed record ModelDecryptionResult(int Files, long PlaintextBytes, strin
 /// Decrypts an encrypted model directory into a destination directory through a bounded parallel pipeline:
 /// worker threads (each with its own AesGcm and one batch buffer) claim batches of segments, read them with one
 /// positional read, hash each segment (a leaf of the digest tree), decrypt it in place and write the plaintext at its
-/// offset into a temporary file with one gathered write. Memory is one batch per worker whatever the model's size. A
-/// file is renamed to its final name only after every segment, its length and its digest tree root verified; on any
-/// failure every file of this run is deleted.
+/// offset into a temporary file with one gathered write, one worker at a time. Memory is one batch per worker whatever
+/// the model's size. A file is renamed to its final name only after every segment, its length and its digest tree root
+/// verified; on any failure every file of this run is deleted.
 /// </summary>
 public static class ModelDecryptor
 {
@@ -311,10 +311,10 @@ public static class ModelDecryptor
         /// Moves one file through the pipeline. Each worker thread claims the next batch of consecutive segments, reads it
         /// into its own buffer (one positional read, in parallel with the other workers, for a local file; in batch order
         /// for a sequential HTTP stream), hashes each segment into its leaf of the digest tree, decrypts it in place and
-        /// writes the batch's plaintext at its offset with one gathered write. The leaves are folded into the root in
-        /// order through a small ring: a worker may run at most <see cref="RingBatches"/> batches ahead of the oldest
-        /// batch not yet folded, so memory stays bounded whatever the file's size. The only coordination is a monitor
-        /// taken a few times per batch (about 4 MiB).
+        /// writes the batch's plaintext at its offset with one gathered write, taking turns with the other workers. The
+        /// leaves are folded into the root in order through a small ring: a worker may run at most <see cref="RingBatches"/>
+        /// batches ahead of the oldest batch not yet folded, so memory stays bounded whatever the file's size. The only
+        /// coordination is a monitor taken a few times per batch (about 4 MiB) and the writers' turn.
         /// </summary>
         private Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, IncrementalHash tree, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
         {
@@ -322,6 +322,7 @@ public static class ModelDecryptor
             var positional = reader as IPositionalCiphertextReader;
             var segments = header.SegmentCount;
             var gate = new object();
+            var writeGate = new object();
             long next = 0;
             long turn = 0;
             long folded = 0;
@@ -417,13 +418,18 @@ public static class ModelDecryptor
                             plaintextBytes += n;
                         }
 
-                        if (count == perBatch)
+                        // One writer at a time: the kernel serializes writes to one file on its inode lock anyway, and a
+                        // thread waiting there spins on the CPU the other worker needs for hashing and decrypting.
+                        lock (writeGate)
                         {
-                            RandomAccess.Write(output, pieces, first * header.SegmentSize);
-                        }
-                        else
-                        {
-                            RandomAccess.Write(output, pieces[..count], first * header.SegmentSize);
+                            if (count == perBatch)
+                            {
+                                RandomAccess.Write(output, pieces, first * header.SegmentSize);
+                            }
+                            else
+                            {
+                                RandomAccess.Write(output, pieces[..count], first * header.SegmentSize);
+                            }
                         }
 
                         lock (gate)
