@@ -4,7 +4,7 @@ using NUnit.Framework;
 namespace AttestBroker.Models.Tests;
 
 [TestFixture]
-public sealed class The_model_bench_floor_is_start_up_plus_every_cost_spread_over_every_core
+public sealed class The_model_bench_floor_is_start_up_plus_every_cost_spread_over_every_core_but_not_less_than_the_writes
 {
     private const long TwoGiB = 2L << 30;
     private const double GiB = 1 << 30;
@@ -27,8 +27,17 @@ public sealed class The_model_bench_floor_is_start_up_plus_every_cost_spread_ove
         Assert.Multiple(() =>
         {
             Assert.That(oneCore, Is.EqualTo(TimeSpan.FromSeconds(4.25)));
-            Assert.That(fourCores, Is.EqualTo(TimeSpan.FromSeconds(1.25)));
+            Assert.That(fourCores, Is.EqualTo(TimeSpan.FromSeconds(1.75)), "(2 + 0.5 + 1.5) / 4 = 1 s is less than the 1.5 s of writes, which do not spread");
         });
+    }
+
+    [Test]
+    public void When_writing_costs_more_than_the_spread_work_the_writes_alone_set_the_floor()
+    {
+        // Dear tmpfs pages: cat needs 4 s of CPU. (2 + 0.5 + 4) / 2 = 3.25 s < 4 s, and one file's writes take turns.
+        var floor = ModelBench.Floor(TwoGiB, 1 * GiB, 4 * GiB, TimeSpan.FromSeconds(4), TimeSpan.FromSeconds(0.25), 2);
+
+        Assert.That(floor, Is.EqualTo(TimeSpan.FromSeconds(4.25)));
     }
 
     [Test]

@@ -1,0 +1,59 @@
+using AttestBroker.Models.Benchmarking;
+using NUnit.Framework;
+
+namespace AttestBroker.Models.Tests;
+
+/// <summary>
+/// The bench's harness on a small model: the settling before each contender, the per-run ratios, the floor lines and the
+/// clean-up. Our decrypt is stood in for by a shell that reads the key from standard input and creates the output
+/// directory, so the test needs neither the command-line build nor `age` (skipped by the bench when absent); the
+/// in-process decryption and the rate measurements are the real ones.
+/// </summary>
+[TestFixture]
+public sealed class The_model_bench_settles_the_machine_before_every_contender_and_reports_each_run
+{
+    [Test]
+    public async Task A_small_bench_prints_each_runs_ratios_and_both_floors_and_leaves_nothing_behind()
+    {
+        if (!Directory.Exists("/dev/shm") || !MemoryVolume.IsMemoryBacked("/dev/shm"))
+        {
+            Assert.Ignore("/dev/shm is missing or not memory-backed on this machine: the bench needs a tmpfs");
+        }
+
+        var cipherDirectory = Directory.CreateTempSubdirectory("ab-bench-test-").FullName;
+        var before = Directory.GetDirectories("/dev/shm", "attestbroker-bench-*");
+        var lines = new List<string>();
+        try
+        {
+            var options = new ModelBenchOptions
+            {
+                Size = (3 << 20) + 5,
+                Runs = 2,
+                CipherDirectory = cipherDirectory,
+                SelfExecutable = "/bin/sh",
+
+                // The bench appends: model decrypt ENC --key-file - --out OUT, so OUT is $7.
+                SelfPrefixArguments = ["-c", "cat > /dev/null && mkdir -p \"$7\"", "sh"],
+            };
+
+            var report = await ModelBench.RunAsync(options, lines.Add);
+
+            Assert.Multiple(() =>
+            {
+                Assert.That(lines.Count(l => l.StartsWith("run ", StringComparison.Ordinal)), Is.EqualTo(2), string.Join('\n', lines));
+                Assert.That(lines.Where(l => l.StartsWith("run ", StringComparison.Ordinal)), Has.All.Contains("this run: ours / cat "));
+                Assert.That(lines, Has.Some.Contains("floor on ").And.Contains(" + max(cat cpu "));
+                Assert.That(lines, Has.Some.StartsWith("  the same with no start-up at all: ours / cat >= "));
+                Assert.That(report.FloorWall, Is.GreaterThan(TimeSpan.Zero));
+                Assert.That(report.Cat, Is.GreaterThan(TimeSpan.Zero));
+                Assert.That(Directory.GetFileSystemEntries(cipherDirectory), Is.Empty, "the bench deletes its ciphertexts");
+            });
+        }
+        finally
+        {
+            Directory.Delete(cipherDirectory, recursive: true);
+        }
+
+        Assert.That(Directory.GetDirectories("/dev/shm", "attestbroker-bench-*"), Is.EquivalentTo(before), "the bench deletes its memory-backed directory, settling file included");
+    }
+}
