@@ -93,3 +93,26 @@ public sealed class The_model_bench_floor_is_start_up_plus_every_cost_spread_ove
         Assert.That(ex!.ParamName, Is.EqualTo(argument));
     }
 }
+
+[TestFixture]
+public sealed class The_model_bench_reports_the_cpu_time_the_host_took
+{
+    [Test]
+    public void Steal_is_its_share_of_the_eight_counters_between_two_readings()
+    {
+        // Between the readings: user 60, system 20, idle 10, steal 10 jiffies of 100.
+        var share = ModelBench.StealShare("cpu  100 0 50 1000 0 0 0 5 0 0", "cpu  160 0 70 1010 0 0 0 15 0 0");
+
+        Assert.That(share, Is.EqualTo(0.10).Within(1e-12));
+    }
+
+    [TestCase(null, "cpu  1 1 1 1 1 1 1 1 0 0")]
+    [TestCase("cpu  1 1 1 1 1 1 1 1 0 0", "cpu0 1 1 1 1 1 1 1 1 0 0")]
+    [TestCase("cpu  1 1 1", "cpu  2 2 2")]
+    [TestCase("cpu  1 1 1 1 1 1 1 x 0 0", "cpu  2 2 2 2 2 2 2 2 0 0")]
+    [TestCase("cpu  1 1 1 1 1 1 1 1 0 0", "cpu  1 1 1 1 1 1 1 1 0 0")]
+    public void Unreadable_lines_or_no_time_passing_give_no_share(string? before, string? after)
+    {
+        Assert.That(ModelBench.StealShare(before, after), Is.Null);
+    }
+}

@@ -61,6 +61,9 @@ public sealed record ModelBenchReport(
     /// <summary>Least CPU time of that 1-byte decrypt.</summary>
     public TimeSpan StartupCpu { get; init; }
 
+    /// <summary>Share of the machine's CPU time the hypervisor took (steal) while the contenders ran; null where unknown.</summary>
+    public double? HostStealShare { get; init; }
+
     /// <summary>Processors the floor spreads the work over.</summary>
     public int Processors { get; init; } = 1;
 
@@ -123,6 +126,43 @@ public static partial class ModelBench
 
     /// <summary>Whether age / ours &gt;= <see cref="MinAgeOverOurs"/> is within reach here: age must take at least that many floors.</summary>
     public static bool AgeTargetWithinReach(TimeSpan floor, TimeSpan ageWall) => ageWall.TotalSeconds >= MinAgeOverOurs * floor.TotalSeconds;
+
+    /// <summary>
+    /// The share of CPU time the hypervisor took from this VM between two readings of the first line of /proc/stat
+    /// ("cpu user nice system idle iowait irq softirq steal ..."): steal over the sum of those eight counters. Null when
+    /// a line cannot be read or no time passed.
+    /// </summary>
+    public static double? StealShare(string? before, string? after)
+    {
+        static long[]? Parse(string? line)
+        {
+            var fields = line?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields is null || fields.Length < 9 || fields[0] != "cpu")
+            {
+                return null;
+            }
+
+            var values = new long[8];
+            for (var i = 0; i < 8; i++)
+            {
+                if (!long.TryParse(fields[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out values[i]))
+                {
+                    return null;
+                }
+            }
+
+            return values;
+        }
+
+        if (Parse(before) is not { } b || Parse(after) is not { } a)
+        {
+            return null;
+        }
+
+        var total = a.Sum() - b.Sum();
+        var steal = a[7] - b[7];
+        return total > 0 && steal >= 0 ? steal / (double)total : null;
+    }
 
     /// <summary>a / b in seconds (infinity when b is zero).</summary>
     public static double Ratio(TimeSpan a, TimeSpan b) => b > TimeSpan.Zero ? a.TotalSeconds / b.TotalSeconds : double.PositiveInfinity;
@@ -227,6 +267,7 @@ public static partial class ModelBench
                     best[name] = best.TryGetValue(name, out var b) && b <= r.Elapsed ? b : r.Elapsed;
                     bestCpu[name] = bestCpu.TryGetValue(name, out var c) && c <= r.Cpu ? c : r.Cpu;
                 }
+                var statBefore = CpuStatLine();
                 var settle = Path.Combine(memRoot, "settle.bin");
                 var oursCiphertext = Path.Combine(encDir, "model.safetensors" + ModelManifest.CiphertextSuffix);
                 for (var run = 1; run <= options.Runs; run++)
@@ -285,6 +326,7 @@ public static partial class ModelBench
                     inProcess = t.Elapsed < inProcess ? t.Elapsed : inProcess;
                 }
 
+                var steal = StealShare(statBefore, CpuStatLine());
                 log(string.Create(CultureInfo.InvariantCulture, $"in-process ModelDecryptor (best of {options.Runs}): {inProcess.TotalSeconds:F3} s, {options.Size / inProcess.TotalSeconds / (1 << 30):F2} GiB/s, {inProcess.TotalSeconds / best["cat"].TotalSeconds:F2} x cat"));
                 var aes = AesGcmSingleCoreRate();
                 var sha = Sha256SingleCoreRate();
@@ -298,6 +340,7 @@ public static partial class ModelBench
                     StartupWall = best["startup"],
                     StartupCpu = bestCpu["startup"],
                     Processors = Environment.ProcessorCount,
+                    HostStealShare = steal,
                     FloorWall = Floor(options.Size, sha, aes, bestCpu["cat"], best["startup"], Environment.ProcessorCount),
                 };
                 Print(report, log);
@@ -417,6 +460,9 @@ public static partial class ModelBench
 
         log(string.Create(CultureInfo.InvariantCulture, $"  ours / one-core AES-GCM = {r.Ours.TotalSeconds / oneCore.TotalSeconds:F2}"));
         log(string.Create(CultureInfo.InvariantCulture, $"  peak RSS of our decrypt = {r.OursPeakRssBytes / (double)(1 << 20):F1} MiB  (target <= 64 MiB)"));
+        log(r.HostStealShare is { } st
+            ? string.Create(CultureInfo.InvariantCulture, $"  CPU time taken by the host (steal) during the timed runs: {st * 100:F1} %{(st > 0.02 ? ": other guests were busy, so times vary from run to run" : string.Empty)}")
+            : "  CPU time taken by the host (steal): unknown (no /proc/stat)");
         PrintFloor(r, log);
     }
 
@@ -539,6 +585,18 @@ public static partial class ModelBench
         var elapsed = sw.Elapsed;
         var cpu = ChildrenUsage().Cpu - cpuBefore;
         return new ChildResult(process.ExitCode, elapsed, cpu, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+    }
+
+    private static string? CpuStatLine()
+    {
+        try
+        {
+            return File.Exists("/proc/stat") ? File.ReadLines("/proc/stat").FirstOrDefault() : null;
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static string LoadAverage()
