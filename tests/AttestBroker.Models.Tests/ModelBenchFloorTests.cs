@@ -116,3 +116,32 @@ public sealed class The_model_bench_reports_the_cpu_time_the_host_took
         Assert.That(ModelBench.StealShare(before, after), Is.Null);
     }
 }
+
+[TestFixture]
+public sealed class The_model_bench_prices_ages_writes_like_cats_for_its_age_ceiling
+{
+    [Test]
+    public void The_ceiling_is_age_into_dev_null_plus_cat_cpu_over_the_floor()
+    {
+        // age decrypts into /dev/null in 2.0 s; cat writes in 1.5 s of CPU; the floor is 2.25 s: (2.0 + 1.5) / 2.25.
+        var ceiling = ModelBench.AgeRatioCeiling(TimeSpan.FromSeconds(2.0), TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(2.25));
+
+        Assert.That(ceiling, Is.EqualTo(3.5 / 2.25).Within(1e-12));
+    }
+
+    [Test]
+    public void The_report_gives_no_ceiling_when_age_did_not_run()
+    {
+        var report = new ModelBenchReport(false, 2L << 30, TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(1.5), null, 1 << 30, 1 << 30, 50L << 20)
+        {
+            CatCpu = TimeSpan.FromSeconds(1.5),
+            FloorWall = TimeSpan.FromSeconds(2.25),
+        };
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(report.AgeOverOursCeiling, Is.Null);
+            Assert.That((report with { AgeToNull = TimeSpan.FromSeconds(2.0) }).AgeOverOursCeiling, Is.EqualTo(3.5 / 2.25).Within(1e-12));
+        });
+    }
+}
