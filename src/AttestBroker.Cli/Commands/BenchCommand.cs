@@ -486,38 +486,27 @@ internal static class BenchCommand
         /// Pairs of recorded exchanges (challenge, attest), <paramref name="concurrency"/> at a time, each pair on a fresh
         /// connection from <paramref name="perPair"/> when given; a pair counts as an error unless both answer 200.
         /// </summary>
-        private async Task<LevelResult> ExchangesAsync(PodClient shared, Func<HttpClient>? perPair, FloorRecording recording, int concurrency, int pairs, CancellationToken ct)
+        private Task<LevelResult> ExchangesAsync(PodClient shared, Func<HttpClient>? perPair, FloorRecording recording, int concurrency, int pairs, CancellationToken ct)
+            => RunConcurrentlyAsync(concurrency, pairs, c => ExchangeAsync(shared, perPair, recording, c), ct);
+
+        /// <summary>One recorded pair (challenge, attest), on its own connection when <paramref name="perPair"/> is given.</summary>
+        private async Task<PodResult> ExchangeAsync(PodClient shared, Func<HttpClient>? perPair, FloorRecording recording, CancellationToken ct)
         {
-            var results = new PodResult[pairs];
-            var next = -1;
-            var cpu = ProcessCpu();
-            var sw = Stopwatch.StartNew();
-            var workers = Enumerable.Range(0, Math.Min(concurrency, pairs)).Select(_ => Task.Run(
-                async () =>
-                {
-                    int i;
-                    while ((i = Interlocked.Increment(ref next)) < pairs)
-                    {
-                        using var own = perPair?.Invoke();
-                        var client = own is null ? shared : new PodClient(own, _pki, _profile);
-                        try
-                        {
-                            var t0 = Stopwatch.GetTimestamp();
-                            var (s1, _) = await client.PostRawAsync("/v1/challenge", recording.ChallengeRequest, ct).ConfigureAwait(false);
-                            var (s2, _) = await client.PostRawAsync("/v1/attest", recording.AttestRequest, ct).ConfigureAwait(false);
-                            results[i] = s1 == 200 && s2 == 200
-                                ? new PodResult(Stopwatch.GetElapsedTime(t0).TotalMilliseconds, 0, null)
-                                : new PodResult(0, 0, $"the floor answered HTTP {s1} and {s2}");
-                        }
-                        catch (PodException ex)
-                        {
-                            results[i] = new PodResult(0, 0, ex.Message);
-                        }
-                    }
-                },
-                ct)).ToList();
-            await Task.WhenAll(workers).ConfigureAwait(false);
-            return new LevelResult(results, sw.Elapsed.TotalSeconds, ProcessCpu() - cpu);
+            using var own = perPair?.Invoke();
+            var client = own is null ? shared : new PodClient(own, _pki, _profile);
+            try
+            {
+                var t0 = Stopwatch.GetTimestamp();
+                var (s1, _) = await client.PostRawAsync("/v1/challenge", recording.ChallengeRequest, ct).ConfigureAwait(false);
+                var (s2, _) = await client.PostRawAsync("/v1/attest", recording.AttestRequest, ct).ConfigureAwait(false);
+                return s1 == 200 && s2 == 200
+                    ? new PodResult(Stopwatch.GetElapsedTime(t0).TotalMilliseconds, 0, null)
+                    : new PodResult(0, 0, $"the floor answered HTTP {s1} and {s2}");
+            }
+            catch (PodException ex)
+            {
+                return new PodResult(0, 0, ex.Message);
+            }
         }
 
         /// <summary>Verifications per second of pre-made evidence on every core, with the broker's context (time now, same trust, same CRL setting).</summary>
@@ -568,19 +557,23 @@ internal static class BenchCommand
             return self.TotalProcessorTime;
         }
 
-        private async Task<LevelResult> RunLevelAsync(int concurrency, int pods, CancellationToken ct)
+        private Task<LevelResult> RunLevelAsync(int concurrency, int pods, CancellationToken ct)
+            => RunConcurrentlyAsync(concurrency, pods, PodAsync, ct);
+
+        /// <summary>Runs <paramref name="one"/> <paramref name="count"/> times, <paramref name="concurrency"/> at a time; wall and process CPU time of the whole.</summary>
+        private static async Task<LevelResult> RunConcurrentlyAsync(int concurrency, int count, Func<CancellationToken, Task<PodResult>> one, CancellationToken ct)
         {
-            var results = new PodResult[pods];
+            var results = new PodResult[count];
             var next = -1;
             var cpu = ProcessCpu();
             var sw = Stopwatch.StartNew();
-            var workers = Enumerable.Range(0, Math.Min(concurrency, pods)).Select(_ => Task.Run(
+            var workers = Enumerable.Range(0, Math.Min(concurrency, count)).Select(_ => Task.Run(
                 async () =>
                 {
                     int i;
-                    while ((i = Interlocked.Increment(ref next)) < pods)
+                    while ((i = Interlocked.Increment(ref next)) < count)
                     {
-                        results[i] = await PodAsync(ct).ConfigureAwait(false);
+                        results[i] = await one(ct).ConfigureAwait(false);
                     }
                 },
                 ct)).ToList();
