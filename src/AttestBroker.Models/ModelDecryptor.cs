@@ -166,7 +166,7 @@ public static class ModelDecryptor
             {
                 var headerBytes = new byte[headerLength];
                 await reader.ReadExactlyAsync(0, headerBytes, cancellationToken).ConfigureAwait(false);
-                using var tree = CiphertextDigestTree.StartRoot(headerBytes);
+                using var tree = CiphertextDigestTree.StartRoot(entry.TreeHash, headerBytes);
                 using var file = EncryptedModelFile.Open(headerBytes, _key, _manifest.KeyId);
                 var header = file.Header;
                 if (header.SegmentSize != _manifest.SegmentSize)
@@ -184,11 +184,11 @@ public static class ModelDecryptor
                 _pendingTemp = temp;
                 using (var output = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None))
                 {
-                    await PumpAsync(file, reader, tree, output, entry.Path, cancellationToken).ConfigureAwait(false);
+                    await PumpAsync(file, reader, entry.TreeHash, tree, output, entry.Path, cancellationToken).ConfigureAwait(false);
                 }
 
-                var root = tree.GetHashAndReset();
-                if (!CryptographicOperations.FixedTimeEquals(root, entry.CiphertextTreeSha256))
+                var root = tree.Finish();
+                if (!CryptographicOperations.FixedTimeEquals(root, entry.CiphertextTreeRoot))
                 {
                     throw new ModelException(ModelError.CiphertextDigestMismatch, $"{entry.Path}: the ciphertext digest tree root differs from the manifest's");
                 }
@@ -316,7 +316,7 @@ public static class ModelDecryptor
         /// batches ahead of the oldest batch not yet folded, so memory stays bounded whatever the file's size. The only
         /// coordination is a monitor taken a few times per batch (about 4 MiB) and the writers' turn.
         /// </summary>
-        private Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, IncrementalHash tree, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
+        private Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, CiphertextTreeHash treeHash, CiphertextDigestTree.Root tree, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
         {
             var header = file.Header;
             var positional = reader as IPositionalCiphertextReader;
@@ -412,7 +412,7 @@ public static class ModelDecryptor
                         {
                             var i = first + k;
                             var segment = buffer.AsSpan((int)(k * stride), file.SegmentCiphertextLength(i));
-                            SHA256.HashData(segment, leaves.AsSpan(k * CiphertextDigestTree.DigestLength, CiphertextDigestTree.DigestLength));
+                            CiphertextDigestTree.HashLeaf(treeHash, segment, leaves.AsSpan(k * CiphertextDigestTree.DigestLength, CiphertextDigestTree.DigestLength));
                             var n = cipher.Decrypt(i, segment, segment);
                             pieces[k] = buffer.AsMemory((int)(k * stride), n);
                             plaintextBytes += n;
@@ -441,7 +441,7 @@ public static class ModelDecryptor
                             {
                                 var s = (int)(folded % RingBatches);
                                 var n = folded == batches - 1 ? (int)(segments - (folded * perBatch)) : perBatch;
-                                tree.AppendData(ring.AsSpan(s * leafBytes, n * CiphertextDigestTree.DigestLength));
+                                tree.Append(ring.AsSpan(s * leafBytes, n * CiphertextDigestTree.DigestLength));
                                 ready[s] = false;
                                 folded++;
                             }

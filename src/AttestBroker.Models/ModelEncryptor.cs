@@ -9,9 +9,9 @@ public static class ModelEncryptor
     /// Encrypts every regular file under <paramref name="sourceDirectory"/> (symbolic links are refused) into
     /// <paramref name="outputDirectory"/> (which must not exist or be empty): PATH.menc per file, manifest.json, and
     /// manifest.json.sig when <paramref name="signingKey"/> is given. Each file gets a fresh salt and nonce prefix.
-    /// The caller keeps ownership of <paramref name="key"/>.
+    /// The caller keeps ownership of <paramref name="key"/>. Every file's digest tree uses <paramref name="treeHash"/>.
     /// </summary>
-    public static async Task<ModelManifest> EncryptDirectoryAsync(string sourceDirectory, string outputDirectory, ModelKey key, string keyId, ECDsa? signingKey = null, int segmentSize = ModelFileHeader.DefaultSegmentSize, CancellationToken cancellationToken = default)
+    public static async Task<ModelManifest> EncryptDirectoryAsync(string sourceDirectory, string outputDirectory, ModelKey key, string keyId, ECDsa? signingKey = null, int segmentSize = ModelFileHeader.DefaultSegmentSize, CiphertextTreeHash treeHash = CiphertextTreeHash.Blake3, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(sourceDirectory);
         ArgumentNullException.ThrowIfNull(outputDirectory);
@@ -50,8 +50,8 @@ public static class ModelEncryptor
                 var cipherStream = new FileStream(cipherPath, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.None);
                 await using (cipherStream.ConfigureAwait(false))
                 {
-                    var digest = await ModelFileEncryptor.EncryptAsync(input, length, cipherStream, key, keyId, segmentSize, cancellationToken).ConfigureAwait(false);
-                    entries.Add(new ManifestEntry(relative, length, digest));
+                    var digest = await ModelFileEncryptor.EncryptAsync(input, length, cipherStream, key, keyId, segmentSize, treeHash, cancellationToken).ConfigureAwait(false);
+                    entries.Add(new ManifestEntry(relative, length, treeHash, digest));
                 }
             }
         }

@@ -7,9 +7,10 @@ public static class ModelFileEncryptor
 {
     /// <summary>
     /// Reads exactly <paramref name="plaintextLength"/> bytes from <paramref name="plaintext"/> and writes the encrypted file to
-    /// <paramref name="output"/>. Returns the root of the file's ciphertext digest tree (<see cref="CiphertextDigestTree"/>), the value a manifest records.
+    /// <paramref name="output"/>. Returns the root of the file's ciphertext digest tree (<see cref="CiphertextDigestTree"/>)
+    /// under <paramref name="treeHash"/>, the value a manifest records.
     /// </summary>
-    public static async Task<byte[]> EncryptAsync(Stream plaintext, long plaintextLength, Stream output, ModelKey key, string keyId, int segmentSize = ModelFileHeader.DefaultSegmentSize, CancellationToken cancellationToken = default)
+    public static async Task<byte[]> EncryptAsync(Stream plaintext, long plaintextLength, Stream output, ModelKey key, string keyId, int segmentSize = ModelFileHeader.DefaultSegmentSize, CiphertextTreeHash treeHash = CiphertextTreeHash.Blake3, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(plaintext);
         ArgumentNullException.ThrowIfNull(output);
@@ -33,7 +34,7 @@ public static class ModelFileEncryptor
         var macKey = GC.AllocateArray<byte>(32, pinned: true);
         var plainBuffer = GC.AllocateUninitializedArray<byte>(segmentSize, pinned: true);
         var cipherBuffer = GC.AllocateUninitializedArray<byte>(segmentSize + ModelFileHeader.SegmentTagLength, pinned: true);
-        IncrementalHash? tree = null;
+        CiphertextDigestTree.Root? tree = null;
         try
         {
             EncryptedModelFile.DeriveKeys(key.Span, salt, segmentKey, macKey);
@@ -42,7 +43,7 @@ public static class ModelFileEncryptor
             CryptographicOperations.ZeroMemory(macKey);
 
             await output.WriteAsync(header.AsMemory(0, headerLength), cancellationToken).ConfigureAwait(false);
-            tree = CiphertextDigestTree.StartRoot(header.AsSpan(0, headerLength));
+            tree = CiphertextDigestTree.StartRoot(treeHash, header.AsSpan(0, headerLength));
             var leaf = new byte[CiphertextDigestTree.DigestLength];
 
             using var cipher = new SegmentCipher(segmentKey, header.AsSpan(tagOffset, ModelFileHeader.TagLength), prefix, segmentCount, segmentSize, plaintextLength);
@@ -52,8 +53,8 @@ public static class ModelFileEncryptor
                 var length = (int)Math.Min(segmentSize, plaintextLength - (i * segmentSize));
                 await ReadExactlyAsync(plaintext, plainBuffer.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
                 var written = cipher.Encrypt(i, plainBuffer.AsSpan(0, length), cipherBuffer);
-                SHA256.HashData(cipherBuffer.AsSpan(0, written), leaf);
-                tree.AppendData(leaf);
+                CiphertextDigestTree.HashLeaf(treeHash, cipherBuffer.AsSpan(0, written), leaf);
+                tree.Append(leaf);
                 await output.WriteAsync(cipherBuffer.AsMemory(0, written), cancellationToken).ConfigureAwait(false);
             }
 
@@ -62,7 +63,7 @@ public static class ModelFileEncryptor
                 throw new ModelException(ModelError.SourceInvalid, "plaintext is longer than its declared size (did it change while being encrypted?)");
             }
 
-            return tree.GetHashAndReset();
+            return tree.Finish();
         }
         finally
         {

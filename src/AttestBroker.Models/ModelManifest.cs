@@ -4,18 +4,23 @@ using System.Text.Json;
 
 namespace AttestBroker.Models;
 
-/// <summary>One file of a model: its relative path, plaintext size and the root of its ciphertext digest tree (<see cref="CiphertextDigestTree"/>).</summary>
-public sealed record ManifestEntry(string Path, long Size, byte[] CiphertextTreeSha256);
+/// <summary>One file of a model: its relative path, plaintext size, and the hash and root of its ciphertext digest tree (<see cref="CiphertextDigestTree"/>).</summary>
+public sealed record ManifestEntry(string Path, long Size, CiphertextTreeHash TreeHash, byte[] CiphertextTreeRoot);
 
 /// <summary>
 /// The manifest of an encrypted model directory (manifest.json). Every file is listed with its relative path
-/// ('/'-separated), plaintext size and the hex root of its ciphertext digest tree (<see cref="CiphertextDigestTree"/>);
-/// the ciphertext is stored at PATH + ".menc".
+/// ('/'-separated), plaintext size and the hex root of its ciphertext digest tree (<see cref="CiphertextDigestTree"/>),
+/// as <c>ciphertextTreeSha256</c> or <c>ciphertextTreeBlake3</c>; the ciphertext is stored at PATH + ".menc". A
+/// manifest whose files all use SHA-256 is written as v2, which earlier versions read; one with a BLAKE3 tree is v3.
 /// The publisher signs the exact bytes of manifest.json (see <see cref="ManifestSigning"/>).
 /// </summary>
 public sealed class ModelManifest
 {
-    public const string FormatName = "attestbroker.model-manifest/v2";
+    /// <summary>The current format: each file names its tree hash, SHA-256 or BLAKE3.</summary>
+    public const string FormatName = "attestbroker.model-manifest/v3";
+
+    /// <summary>The format before BLAKE3 trees: SHA-256 trees only. Still written when every file uses SHA-256, and read.</summary>
+    public const string FormatNameV2 = "attestbroker.model-manifest/v2";
 
     /// <summary>The earlier format, which pinned a whole-file SHA-256; refused with a message saying to re-encrypt.</summary>
     public const string FormatNameV1 = "attestbroker.model-manifest/v1";
@@ -57,7 +62,7 @@ public sealed class ModelManifest
         using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
         {
             writer.WriteStartObject();
-            writer.WriteString("format", FormatName);
+            writer.WriteString("format", Files.All(f => f.TreeHash == CiphertextTreeHash.Sha256) ? FormatNameV2 : FormatName);
             writer.WriteString("keyId", KeyId);
             writer.WriteNumber("segmentSize", SegmentSize);
             writer.WriteStartArray("files");
@@ -66,7 +71,7 @@ public sealed class ModelManifest
                 writer.WriteStartObject();
                 writer.WriteString("path", f.Path);
                 writer.WriteNumber("size", f.Size);
-                writer.WriteString("ciphertextTreeSha256", Convert.ToHexStringLower(f.CiphertextTreeSha256));
+                writer.WriteString(f.TreeHash == CiphertextTreeHash.Blake3 ? "ciphertextTreeBlake3" : "ciphertextTreeSha256", Convert.ToHexStringLower(f.CiphertextTreeRoot));
                 writer.WriteEndObject();
             }
 
@@ -126,9 +131,14 @@ public sealed class ModelManifest
                 }
             }
 
-            if (format != FormatName)
+            if (format != FormatName && format != FormatNameV2)
             {
-                throw Malformed($"format is not {FormatName}");
+                throw Malformed($"format is neither {FormatName} nor {FormatNameV2}");
+            }
+
+            if (format == FormatNameV2 && files?.Find(f => f.TreeHash != CiphertextTreeHash.Sha256) is { } newer)
+            {
+                throw Malformed($"{newer.Path} has a BLAKE3 tree, which format {FormatNameV2} does not have (a v3 manifest relabelled?)");
             }
 
             if (keyId is null || segmentSize is null || files is null)
@@ -195,9 +205,14 @@ public sealed class ModelManifest
                 throw Malformed($"negative size for {f.Path}");
             }
 
-            if (f.CiphertextTreeSha256 is null || f.CiphertextTreeSha256.Length != 32)
+            if (f.CiphertextTreeRoot is null || f.CiphertextTreeRoot.Length != 32)
             {
-                throw Malformed($"ciphertextTreeSha256 of {f.Path} is not 32 bytes");
+                throw Malformed($"the ciphertext tree root of {f.Path} is not 32 bytes");
+            }
+
+            if (!Enum.IsDefined(f.TreeHash))
+            {
+                throw Malformed($"unknown tree hash for {f.Path}");
             }
 
             if (!seen.Add(f.Path))
@@ -238,6 +253,7 @@ public sealed class ModelManifest
             string? path = null;
             long? size = null;
             byte[]? digest = null;
+            var hash = CiphertextTreeHash.Sha256;
             foreach (var p in item.EnumerateObject())
             {
                 switch (p.Name)
@@ -249,13 +265,20 @@ public sealed class ModelManifest
                         size = p.Value.ValueKind == JsonValueKind.Number && p.Value.TryGetInt64(out var s) && s >= 0 ? s : throw Malformed("size is not a non-negative integer");
                         break;
                     case "ciphertextTreeSha256":
-                        var hex = StringValue(p.Value, "ciphertextTreeSha256");
+                    case "ciphertextTreeBlake3":
+                        if (digest is not null)
+                        {
+                            throw Malformed("a files entry has more than one ciphertext tree root");
+                        }
+
+                        var hex = StringValue(p.Value, p.Name);
                         if (hex.Length != 64 || !hex.All(c => c is (>= '0' and <= '9') or (>= 'a' and <= 'f')))
                         {
-                            throw Malformed("ciphertextTreeSha256 is not 64 lower-case hex digits");
+                            throw Malformed($"{p.Name} is not 64 lower-case hex digits");
                         }
 
                         digest = Convert.FromHexString(hex);
+                        hash = p.Name == "ciphertextTreeBlake3" ? CiphertextTreeHash.Blake3 : CiphertextTreeHash.Sha256;
                         break;
                     default:
                         throw Malformed($"unknown field '{p.Name}' in a files entry");
@@ -264,10 +287,10 @@ public sealed class ModelManifest
 
             if (path is null || size is null || digest is null)
             {
-                throw Malformed("a files entry needs path, size and ciphertextTreeSha256");
+                throw Malformed("a files entry needs path, size and ciphertextTreeSha256 or ciphertextTreeBlake3");
             }
 
-            list.Add(new ManifestEntry(path, size.Value, digest));
+            list.Add(new ManifestEntry(path, size.Value, hash, digest));
         }
 
         return list;

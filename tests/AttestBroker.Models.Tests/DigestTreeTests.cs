@@ -9,34 +9,52 @@ public sealed class The_manifest_pins_the_root_of_the_ciphertext_digest_tree
 {
     private const int S = TestModel.Segment;
 
-    [TestCase(0)]
-    [TestCase(S - 1)]
-    [TestCase((3 * S) + 5)]
-    public void The_root_is_SHA256_of_the_label_the_header_digest_and_each_segment_digest_in_order(int size)
+    [TestCase(0, CiphertextTreeHash.Sha256)]
+    [TestCase(S - 1, CiphertextTreeHash.Sha256)]
+    [TestCase((3 * S) + 5, CiphertextTreeHash.Sha256)]
+    [TestCase(0, CiphertextTreeHash.Blake3)]
+    [TestCase(S - 1, CiphertextTreeHash.Blake3)]
+    [TestCase((3 * S) + 5, CiphertextTreeHash.Blake3)]
+    public void The_root_is_the_hash_of_the_label_the_header_digest_and_each_segment_digest_in_order(int size, CiphertextTreeHash hash)
     {
         using var model = new TestModel();
         model.AddFile("w.bin", size);
-        var manifest = model.Encrypt();
+        var manifest = model.Encrypt(treeHash: hash);
         var bytes = File.ReadAllBytes(model.CipherPath("w.bin"));
 
-        // Recomputed from the documented construction with nothing but byte offsets and SHA-256.
+        // Recomputed from the documented construction with nothing but byte offsets and the hash (BLAKE3 from the
+        // independent package, so that this test does not lean on Blake3Hash).
+        Func<byte[], byte[]> h = hash == CiphertextTreeHash.Sha256 ? SHA256.HashData : b => global::Blake3.Hasher.Hash(b).AsSpan().ToArray();
         var headerLength = 0x40 + bytes[0x3F] + 32;
         var items = new List<byte>(Encoding.ASCII.GetBytes("AttestBroker MENC v1 ciphertext tree"));
-        items.AddRange(SHA256.HashData(bytes.AsSpan(0, headerLength)));
+        items.AddRange(h(bytes[..headerLength]));
         for (var offset = headerLength; offset < bytes.Length; offset += S + 16)
         {
-            items.AddRange(SHA256.HashData(bytes.AsSpan(offset, Math.Min(S + 16, bytes.Length - offset))));
+            items.AddRange(h(bytes[offset..Math.Min(offset + S + 16, bytes.Length)]));
         }
 
-        var expected = SHA256.HashData(items.ToArray());
+        var expected = h(items.ToArray());
         using var handle = File.OpenHandle(model.CipherPath("w.bin"));
         Assert.Multiple(() =>
         {
-            Assert.That(manifest.Files[0].CiphertextTreeSha256, Is.EqualTo(expected));
-            Assert.That(CiphertextDigestTree.ComputeRoot(bytes), Is.EqualTo(expected));
-            Assert.That(CiphertextDigestTree.ComputeRoot(handle), Is.EqualTo(expected));
-            Assert.That(expected, Is.Not.EqualTo(SHA256.HashData(bytes)), "the root is not the whole-file SHA-256");
+            Assert.That(manifest.Files[0].TreeHash, Is.EqualTo(hash));
+            Assert.That(manifest.Files[0].CiphertextTreeRoot, Is.EqualTo(expected));
+            Assert.That(CiphertextDigestTree.ComputeRoot(bytes, hash), Is.EqualTo(expected));
+            Assert.That(CiphertextDigestTree.ComputeRoot(handle, hash), Is.EqualTo(expected));
+            Assert.That(expected, Is.Not.EqualTo(h(bytes)), "the root is not the whole-file hash");
         });
+        Assert.That(model.Decrypt().Files, Is.EqualTo(1));
+    }
+
+    [Test]
+    public void A_BLAKE3_root_relabelled_as_SHA256_in_a_re_signed_manifest_is_rejected_with_ciphertext_digest_mismatch()
+    {
+        using var model = new TestModel();
+        model.AddFile("w.bin", (2 * S) + 1);
+        var manifest = model.Encrypt();
+        Assert.That(manifest.Files[0].TreeHash, Is.EqualTo(CiphertextTreeHash.Blake3), "encrypt's default");
+        model.RewriteManifest(new ModelManifest(manifest.KeyId, manifest.SegmentSize, [manifest.Files[0] with { TreeHash = CiphertextTreeHash.Sha256 }]), resign: true);
+        Assert.That(model.DecryptFails().Reason, Is.EqualTo(ModelError.CiphertextDigestMismatch));
     }
 
     [Test]
@@ -44,9 +62,9 @@ public sealed class The_manifest_pins_the_root_of_the_ciphertext_digest_tree
     {
         using var model = new TestModel();
         model.AddFile("w.bin", (2 * S) + 1);
-        var manifest = model.Encrypt();
+        var manifest = model.Encrypt(treeHash: CiphertextTreeHash.Sha256);
         var whole = SHA256.HashData(File.ReadAllBytes(model.CipherPath("w.bin")));
-        model.RewriteManifest(new ModelManifest(manifest.KeyId, manifest.SegmentSize, [manifest.Files[0] with { CiphertextTreeSha256 = whole }]), resign: true);
+        model.RewriteManifest(new ModelManifest(manifest.KeyId, manifest.SegmentSize, [manifest.Files[0] with { CiphertextTreeRoot = whole }]), resign: true);
         Assert.That(model.DecryptFails().Reason, Is.EqualTo(ModelError.CiphertextDigestMismatch));
     }
 
@@ -57,7 +75,7 @@ public sealed class The_manifest_pins_the_root_of_the_ciphertext_digest_tree
         model.AddFile("w.bin", S + 3);
         model.Encrypt();
         var bytes = File.ReadAllBytes(model.CipherPath("w.bin"));
-        var ex = Assert.Throws<ModelException>(() => CiphertextDigestTree.ComputeRoot(bytes.AsSpan(0, bytes.Length - 1)))!;
+        var ex = Assert.Throws<ModelException>(() => CiphertextDigestTree.ComputeRoot(bytes.AsSpan(0, bytes.Length - 1), CiphertextTreeHash.Blake3))!;
         Assert.That(ex.Reason, Is.EqualTo(ModelError.CiphertextLengthMismatch));
     }
 }

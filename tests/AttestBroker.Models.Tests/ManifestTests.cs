@@ -26,7 +26,7 @@ public sealed class Manifest_signatures_are_checked_against_the_publisher_key
         model.AddFile("w.bin", 10);
         model.Encrypt();
         var manifest = ModelManifest.Parse(File.ReadAllBytes(model.ManifestPath));
-        var changed = manifest.Files.Select(f => f with { CiphertextTreeSha256 = SHA256.HashData(f.CiphertextTreeSha256) }).ToList();
+        var changed = manifest.Files.Select(f => f with { CiphertextTreeRoot = SHA256.HashData(f.CiphertextTreeRoot) }).ToList();
         model.RewriteManifest(new ModelManifest(manifest.KeyId, manifest.SegmentSize, changed), resign: false);
         Assert.That(model.DecryptFails().Reason, Is.EqualTo(ModelError.ManifestSignatureInvalid));
     }
@@ -80,7 +80,7 @@ public sealed class Manifest_digests_bind_the_ciphertext
         model.AddFile("w.bin", TestModel.Segment + 10);
         model.Encrypt();
         var manifest = ModelManifest.Parse(File.ReadAllBytes(model.ManifestPath));
-        var changed = manifest.Files.Select(f => f with { CiphertextTreeSha256 = SHA256.HashData(f.CiphertextTreeSha256) }).ToList();
+        var changed = manifest.Files.Select(f => f with { CiphertextTreeRoot = SHA256.HashData(f.CiphertextTreeRoot) }).ToList();
         model.RewriteManifest(new ModelManifest(manifest.KeyId, manifest.SegmentSize, changed), resign: true);
         Assert.That(model.DecryptFails().Reason, Is.EqualTo(ModelError.CiphertextDigestMismatch));
     }
@@ -134,7 +134,7 @@ public sealed class Manifest_paths_cannot_escape_the_destination
     [Test]
     public void A_path_listed_twice_is_rejected_with_manifest_path_invalid()
     {
-        var entry = new ManifestEntry("w.bin", 1, new byte[32]);
+        var entry = new ManifestEntry("w.bin", 1, CiphertextTreeHash.Sha256, new byte[32]);
         var ex = Assert.Throws<ModelException>(() => _ = new ModelManifest("k", TestModel.Segment, [entry, entry]))!;
         Assert.That(ex.Reason, Is.EqualTo(ModelError.ManifestPathInvalid));
     }
@@ -142,7 +142,7 @@ public sealed class Manifest_paths_cannot_escape_the_destination
     [Test]
     public void A_path_that_is_both_a_file_and_a_directory_is_rejected_with_manifest_path_invalid()
     {
-        var ex = Assert.Throws<ModelException>(() => _ = new ModelManifest("k", TestModel.Segment, [new ManifestEntry("a", 1, new byte[32]), new ManifestEntry("a/b", 1, new byte[32])]))!;
+        var ex = Assert.Throws<ModelException>(() => _ = new ModelManifest("k", TestModel.Segment, [new ManifestEntry("a", 1, CiphertextTreeHash.Sha256, new byte[32]), new ManifestEntry("a/b", 1, CiphertextTreeHash.Sha256, new byte[32])]))!;
         Assert.That(ex.Reason, Is.EqualTo(ModelError.ManifestPathInvalid));
     }
 }
@@ -157,10 +157,32 @@ public sealed class Malformed_manifests_are_rejected
     [TestCase("{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[],\"extra\":1}")]
     [TestCase("{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":-1,\"ciphertextTreeSha256\":\"00\"}]}")]
     [TestCase("{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":1,\"ciphertextTreeSha256\":\"zz\"}]}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v3\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":1,\"ciphertextTreeBlake3\":\"ZZ\"}]}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v3\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":1}]}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v3\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":1,\"ciphertextTreeBlake3\":\"0000000000000000000000000000000000000000000000000000000000000000\",\"ciphertextTreeSha256\":\"0000000000000000000000000000000000000000000000000000000000000000\"}]}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v2\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[{\"path\":\"a\",\"size\":1,\"ciphertextTreeBlake3\":\"0000000000000000000000000000000000000000000000000000000000000000\"}]}")]
+    [TestCase("{\"format\":\"attestbroker.model-manifest/v4\",\"keyId\":\"k\",\"segmentSize\":1048576,\"files\":[]}")]
     public void A_manifest_like_this_is_rejected_with_manifest_malformed(string json)
     {
         var ex = Assert.Throws<ModelException>(() => ModelManifest.Parse(Encoding.UTF8.GetBytes(json)))!;
         Assert.That(ex.Reason, Is.EqualTo(ModelError.ManifestMalformed));
+    }
+
+    [Test]
+    public void A_SHA256_only_manifest_is_written_as_v2_for_earlier_readers_and_one_with_a_BLAKE3_tree_as_v3()
+    {
+        var sha = new ManifestEntry("a", 1, CiphertextTreeHash.Sha256, new byte[32]);
+        var blake = new ManifestEntry("b", 2, CiphertextTreeHash.Blake3, Enumerable.Repeat((byte)7, 32).ToArray());
+        var v2 = Encoding.UTF8.GetString(new ModelManifest("k", TestModel.Segment, [sha]).ToJson());
+        var v3 = new ModelManifest("k", TestModel.Segment, [sha, blake]).ToJson();
+        var back = ModelManifest.Parse(v3);
+        Assert.Multiple(() =>
+        {
+            Assert.That(v2, Does.Contain(ModelManifest.FormatNameV2).And.Contain("ciphertextTreeSha256").And.Not.Contain("Blake3"));
+            Assert.That(Encoding.UTF8.GetString(v3), Does.Contain(ModelManifest.FormatName).And.Contain("\"ciphertextTreeBlake3\": \"0707"));
+            Assert.That(back.Files.Select(f => f.TreeHash), Is.EqualTo(new[] { CiphertextTreeHash.Sha256, CiphertextTreeHash.Blake3 }));
+            Assert.That(back.Files[1].CiphertextTreeRoot, Is.EqualTo(blake.CiphertextTreeRoot));
+        });
     }
 
     [Test]

@@ -55,10 +55,10 @@ internal sealed class TestModel : IDisposable
         return data;
     }
 
-    public ModelManifest Encrypt(bool sign = true, string keyId = KeyId, int segmentSize = Segment)
+    public ModelManifest Encrypt(bool sign = true, string keyId = KeyId, int segmentSize = Segment, CiphertextTreeHash treeHash = CiphertextTreeHash.Blake3)
     {
         using var key = Key();
-        return ModelEncryptor.EncryptDirectoryAsync(Plain, Encrypted, key, keyId, sign ? Publisher : null, segmentSize).GetAwaiter().GetResult();
+        return ModelEncryptor.EncryptDirectoryAsync(Plain, Encrypted, key, keyId, sign ? Publisher : null, segmentSize, treeHash).GetAwaiter().GetResult();
     }
 
     public string CipherPath(string relative) => Path.Combine(Encrypted, relative + ModelManifest.CiphertextSuffix);

@@ -62,7 +62,7 @@ internal sealed class ModelKeyImport
     }
 
     /// <summary>Runs steps 1 to 4 (see the type's summary). Returns the exit code.</summary>
-    public async Task<int> EncryptAndImportAsync(ParseResult parse, string source, string output, string keyId, ECDsa? signer, int segmentSize, CancellationToken ct)
+    public async Task<int> EncryptAndImportAsync(ParseResult parse, string source, string output, string keyId, ECDsa? signer, int segmentSize, CiphertextTreeHash treeHash, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(parse);
         var stdout = parse.InvocationConfiguration.Output;
@@ -105,7 +105,7 @@ internal sealed class ModelKeyImport
             {
                 // 2. Encrypt into the staging directory (removed on any failure below).
                 Directory.CreateDirectory(Path.GetDirectoryName(stagingDir)!);
-                manifest = await ModelEncryptor.EncryptDirectoryAsync(source, stagingDir, key, keyId, signer, segmentSize, ct).ConfigureAwait(false);
+                manifest = await ModelEncryptor.EncryptDirectoryAsync(source, stagingDir, key, keyId, signer, segmentSize, treeHash, ct).ConfigureAwait(false);
             }
 
             // 3. Import. The body is the only other copy of the key; both are zeroed in finally.

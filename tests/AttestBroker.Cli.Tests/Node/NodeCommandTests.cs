@@ -213,7 +213,7 @@ public sealed class Node_fetch_model_with_a_key_file
     public async Task A_changed_digest_in_a_manifest_that_is_not_checked_against_a_publisher_key_is_refused_with_exit_1()
     {
         using var scratch = new NodeScratch(("a.bin", S + 5), ("b.bin", 20));
-        var changed = scratch.Manifest.Files.Select(f => f.Path == "b.bin" ? f with { CiphertextTreeSha256 = SHA256.HashData(f.CiphertextTreeSha256) } : f).ToList();
+        var changed = scratch.Manifest.Files.Select(f => f.Path == "b.bin" ? f with { CiphertextTreeRoot = SHA256.HashData(f.CiphertextTreeRoot) } : f).ToList();
         File.WriteAllBytes(Path.Combine(scratch.Encrypted, ModelManifest.FileName), new ModelManifest(NodeScratch.KeyId, S, changed).ToJson());
         var (exit, _, stderr) = await CliRunner.RunAsync("node", "fetch-model", "--model", scratch.Encrypted, "--key-id", NodeScratch.KeyId, "--key-file", scratch.KeyFile,
             "--out", scratch.Destination, "--progress", "none");
