@@ -46,6 +46,19 @@ public sealed class The_manifest_pins_the_root_of_the_ciphertext_digest_tree
         Assert.That(model.Decrypt().Files, Is.EqualTo(1));
     }
 
+    /// <summary>The worked example of docs/model-format.md: its roots, as sha256sum and b3sum give them there.</summary>
+    [TestCase(CiphertextTreeHash.Sha256, "ae47bb5482cfb674ee9505403699b2e0965c206fe6f452b98eaa1420660b7b0e")]
+    [TestCase(CiphertextTreeHash.Blake3, "48de3068b465396be1dc56981a781d823eb018aa2228a456dcbe048026025aa4")]
+    public void The_documented_example_file_has_the_documented_roots(CiphertextTreeHash hash, string root)
+    {
+        var file = Convert.FromHexString(
+            "4d454e43010100006200000000001000030000000000000044b5a4db56c687bdf7835846b88687016dcb4d58586e2a6ae60d95a339611901"
+            + "02945b849b3ca202657801018dd7e7ca22e899b82dc9c4a651a28e8d3a3eb6e661d8ca6b82c891da82c6986c04521e1965c734595a72dcab"
+            + "1cc77ebec0");
+
+        Assert.That(Convert.ToHexStringLower(CiphertextDigestTree.ComputeRoot(file, hash)), Is.EqualTo(root));
+    }
+
     [Test]
     public void A_BLAKE3_root_relabelled_as_SHA256_in_a_re_signed_manifest_is_rejected_with_ciphertext_digest_mismatch()
     {
