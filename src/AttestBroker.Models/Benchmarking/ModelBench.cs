@@ -76,13 +76,13 @@ public sealed record ModelBenchReport(
     /// <summary>Processors the floor spreads the work over.</summary>
     public int Processors { get; init; } = 1;
 
-    /// <summary><see cref="ModelBench.Floor"/> for this run: the least wall time any decryptor doing our work could take here.</summary>
+    /// <summary><see cref="ModelBench.Floor"/> for this run: an estimate of the least wall time a decryptor doing our work could take here.</summary>
     public TimeSpan FloorWall { get; init; }
 
-    /// <summary>The lowest ours / cat any decryptor doing our work could reach here (floor / cat wall).</summary>
+    /// <summary>The lowest ours / cat a decryptor doing our work could reach here, by the floor's estimate (floor / cat wall).</summary>
     public double BestOursOverCat => ModelBench.Ratio(FloorWall, Cat);
 
-    /// <summary>The highest age / ours any decryptor doing our work could reach here (age wall / floor), when age ran.</summary>
+    /// <summary>The highest age / ours a decryptor doing our work could reach here, by the floor's estimate (age wall / floor), when age ran.</summary>
     public double? BestAgeOverOurs => Age is { } age ? ModelBench.Ratio(age, FloorWall) : null;
 
     /// <summary>
@@ -99,7 +99,7 @@ public sealed record ModelBenchReport(
 /// <c>age -d</c>; measures one core's AES-256-GCM, SHA-256 and BLAKE3 rates in-process; reports our child's peak RSS
 /// (getrusage RUSAGE_CHILDREN ru_maxrss, taken before any other child ran). In the same run it times <c>age -d</c> into
 /// /dev/null and our decrypt of a 1-byte model (start-up), and prints <see cref="Floor"/>: the least wall time any
-/// decryptor doing our work could take here, and the best ratios that leaves reachable. Before each timed contender it
+/// decryptor doing our work could take here (an estimate), and the best ratios that leaves reachable. Before each timed contender it
 /// settles the machine the same way (see <c>SettleAsync</c>), and each run prints its own ratios besides the best-of
 /// ones. Everything it creates is deleted.
 /// The benchmark's throwaway keys travel to the children over standard input, never through a file.
@@ -353,11 +353,10 @@ public static partial class ModelBench
                 log(string.Create(CultureInfo.InvariantCulture, $"in-process ModelDecryptor (best of {options.Runs}): {inProcess.TotalSeconds:F3} s, {options.Size / inProcess.TotalSeconds / (1 << 30):F2} GiB/s, {inProcess.TotalSeconds / best["cat"].TotalSeconds:F2} x cat"));
                 var aes = AesGcmSingleCoreRate();
                 var hash = TreeHashSingleCoreRate(options.TreeHash);
-                var other = options.TreeHash == CiphertextTreeHash.Blake3 ? CiphertextTreeHash.Sha256 : CiphertextTreeHash.Blake3;
                 var report = new ModelBenchReport(true, options.Size, best["ours"], best["cat"], best.TryGetValue("age", out var a) ? a : null, aes, hash, peakRss)
                 {
                     TreeHash = options.TreeHash,
-                    OtherTreeHashSingleCoreBytesPerSecond = TreeHashSingleCoreRate(other),
+                    OtherTreeHashSingleCoreBytesPerSecond = TreeHashSingleCoreRate(OtherHash(options.TreeHash)),
                     OursCpu = bestCpu["ours"],
                     CatCpu = bestCpu["cat"],
                     AgeCpu = bestCpu.TryGetValue("age", out var ac) ? ac : null,
@@ -416,6 +415,9 @@ public static partial class ModelBench
 
     /// <summary>How the bench prints a tree hash.</summary>
     public static string HashName(CiphertextTreeHash hash) => hash == CiphertextTreeHash.Blake3 ? "BLAKE3" : "SHA-256";
+
+    /// <summary>The tree hash the bench measures for comparison: the one the model does not use.</summary>
+    private static CiphertextTreeHash OtherHash(CiphertextTreeHash hash) => hash == CiphertextTreeHash.Blake3 ? CiphertextTreeHash.Sha256 : CiphertextTreeHash.Blake3;
 
     private delegate void ChunkAction();
 
@@ -483,8 +485,7 @@ public static partial class ModelBench
         log($"  {HashName(r.TreeHash) + ", one core",-29} {S(TimeSpan.FromSeconds(r.Size / r.TreeHashSingleCoreBytesPerSecond)),10}  {Rate(r.TreeHashSingleCoreBytesPerSecond)}  (per second of CPU time; the model's digest tree hash)");
         if (r.OtherTreeHashSingleCoreBytesPerSecond is { } other)
         {
-            var otherName = HashName(r.TreeHash == CiphertextTreeHash.Blake3 ? CiphertextTreeHash.Sha256 : CiphertextTreeHash.Blake3);
-            log($"  {otherName + ", one core",-29} {S(TimeSpan.FromSeconds(r.Size / other)),10}  {Rate(other)}  (for comparison: the other tree hash, not used in this run)");
+            log($"  {HashName(OtherHash(r.TreeHash)) + ", one core",-29} {S(TimeSpan.FromSeconds(r.Size / other)),10}  {Rate(other)}  (for comparison: the other tree hash, not used in this run)");
         }
         log(string.Create(CultureInfo.InvariantCulture, $"  ours / cat  = {r.Ours.TotalSeconds / r.Cat.TotalSeconds:F2}  (target <= 1.15)"));
         if (r.Age is { } a)
@@ -505,7 +506,7 @@ public static partial class ModelBench
     {
         static string Reach(bool within) => within ? "within reach" : "out of reach at these rates";
         var inv = CultureInfo.InvariantCulture;
-        log("what any decryptor doing our work could reach on this machine (this run's figures):");
+        log("what a decryptor doing our work could reach on this machine, estimated from this run's figures:");
         if (r.AgeToNull is { } ageNull)
         {
             log(string.Create(inv, $"  age -d -> /dev/null             {ageNull.TotalSeconds,7:F3} s  (cpu {(r.AgeToNullCpu ?? TimeSpan.Zero).TotalSeconds:F3} s)  age's decryption without the tmpfs writes"));
