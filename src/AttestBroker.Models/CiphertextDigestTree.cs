@@ -124,6 +124,7 @@ public static class CiphertextDigestTree
 
         internal Root(CiphertextTreeHash hash)
         {
+            Hash = hash;
             switch (hash)
             {
                 case CiphertextTreeHash.Sha256:
@@ -136,6 +137,9 @@ public static class CiphertextDigestTree
                     throw new ArgumentOutOfRangeException(nameof(hash), hash, "unknown tree hash");
             }
         }
+
+        /// <summary>The tree's hash, for its leaves (<see cref="HashLeaf"/>) as for the root.</summary>
+        public CiphertextTreeHash Hash { get; }
 
         public void Append(ReadOnlySpan<byte> bytes)
         {

@@ -184,7 +184,7 @@ public static class ModelDecryptor
                 _pendingTemp = temp;
                 using (var output = File.OpenHandle(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, FileOptions.None))
                 {
-                    await PumpAsync(file, reader, entry.TreeHash, tree, output, entry.Path, cancellationToken).ConfigureAwait(false);
+                    await PumpAsync(file, reader, tree, output, entry.Path, cancellationToken).ConfigureAwait(false);
                 }
 
                 var root = tree.Finish();
@@ -316,7 +316,7 @@ public static class ModelDecryptor
         /// batches ahead of the oldest batch not yet folded, so memory stays bounded whatever the file's size. The only
         /// coordination is a monitor taken a few times per batch (about 4 MiB) and the writers' turn.
         /// </summary>
-        private Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, CiphertextTreeHash treeHash, CiphertextDigestTree.Root tree, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
+        private Task PumpAsync(EncryptedModelFile file, ICiphertextReader reader, CiphertextDigestTree.Root tree, Microsoft.Win32.SafeHandles.SafeFileHandle output, string name, CancellationToken cancellationToken)
         {
             var header = file.Header;
             var positional = reader as IPositionalCiphertextReader;
@@ -412,7 +412,7 @@ public static class ModelDecryptor
                         {
                             var i = first + k;
                             var segment = buffer.AsSpan((int)(k * stride), file.SegmentCiphertextLength(i));
-                            CiphertextDigestTree.HashLeaf(treeHash, segment, leaves.AsSpan(k * CiphertextDigestTree.DigestLength, CiphertextDigestTree.DigestLength));
+                            CiphertextDigestTree.HashLeaf(tree.Hash, segment, leaves.AsSpan(k * CiphertextDigestTree.DigestLength, CiphertextDigestTree.DigestLength));
                             var n = cipher.Decrypt(i, segment, segment);
                             pieces[k] = buffer.AsMemory((int)(k * stride), n);
                             plaintextBytes += n;
