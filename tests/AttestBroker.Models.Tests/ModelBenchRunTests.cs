@@ -30,10 +30,11 @@ public sealed class The_model_bench_settles_the_machine_before_every_contender_a
                 Size = (3 << 20) + 5,
                 Runs = 2,
                 CipherDirectory = cipherDirectory,
-                SelfExecutable = "/bin/sh",
+                DecryptorExecutable = "/bin/sh",
 
                 // The bench appends: model decrypt ENC --key-file - --out OUT, so OUT is $7.
-                SelfPrefixArguments = ["-c", "cat > /dev/null && mkdir -p \"$7\"", "sh"],
+                // It lives for 50 ms, so that its resident set is sampled at least once.
+                DecryptorPrefixArguments = ["-c", "cat > /dev/null && mkdir -p \"$7\" && sleep 0.05", "sh"],
             };
 
             var report = await ModelBench.RunAsync(options, lines.Add);
@@ -45,6 +46,11 @@ public sealed class The_model_bench_settles_the_machine_before_every_contender_a
                 Assert.That(lines, Has.Some.Contains("floor on ").And.Contains(" + (H "));
                 Assert.That(lines, Has.Some.StartsWith("  the same with no start-up at all: ours / cat >= "));
                 Assert.That(report.FloorWall, Is.GreaterThan(TimeSpan.Zero));
+
+                // The stand-in's own resident set (a shell: a few MiB), not the test host's, which getrusage's
+                // ru_maxrss reports for a child that .NET started with vfork.
+                Assert.That(report.OursPeakRssBytes, Is.InRange(1L, 16L << 20));
+                Assert.That(lines, Has.Some.StartsWith("  peak RSS of our decrypt = ").And.Contains("VmHWM"));
                 Assert.That(report.Cat, Is.GreaterThan(TimeSpan.Zero));
                 Assert.That(Directory.GetFileSystemEntries(cipherDirectory), Is.Empty, "the bench deletes its ciphertexts");
             });

@@ -230,8 +230,8 @@ internal static class ModelCommands
                 CipherDirectory = parse.GetValue(cipherDir) ?? Path.GetTempPath(),
                 Runs = Math.Max(1, parse.GetValue(runs)),
                 TreeHash = parse.GetValue(digest),
-                SelfExecutable = self,
-                SelfPrefixArguments = prefix,
+                DecryptorExecutable = self,
+                DecryptorPrefixArguments = prefix,
             };
             try
             {

@@ -25,11 +25,11 @@ public sealed class ModelBenchOptions
     /// <summary>The digest tree hash of the model decrypted (the encrypt default unless set).</summary>
     public CiphertextTreeHash TreeHash { get; init; } = CiphertextTreeHash.Blake3;
 
-    /// <summary>The attestbroker executable (our decrypt runs as a child process, exactly as a node would run it).</summary>
-    public required string SelfExecutable { get; init; }
+    /// <summary>The executable whose <c>model decrypt</c> is timed, as a child process exactly as a node would run it: <c>attestbroker-node</c> (native) or <c>attestbroker</c>.</summary>
+    public required string DecryptorExecutable { get; init; }
 
     /// <summary>Arguments before "model decrypt" (the dll path when the executable is dotnet).</summary>
-    public IReadOnlyList<string> SelfPrefixArguments { get; init; } = [];
+    public IReadOnlyList<string> DecryptorPrefixArguments { get; init; } = [];
 }
 
 /// <summary>The measured figures.</summary>
@@ -48,6 +48,12 @@ public sealed record ModelBenchReport(
 
     /// <summary>One core's rate of the other tree hash, for comparison; null where not measured.</summary>
     public double? OtherTreeHashSingleCoreBytesPerSecond { get; init; }
+
+    /// <summary>The file name of the executable whose <c>model decrypt</c> was timed (attestbroker-node or attestbroker).</summary>
+    public string Decryptor { get; init; } = "attestbroker";
+
+    /// <summary>getrusage(RUSAGE_CHILDREN) ru_maxrss after our first decrypt, in bytes (-1 unknown): an upper bound that can include the bench's own memory.</summary>
+    public long ChildrenMaxRssBytes { get; init; } = -1;
 
     /// <summary>Least user + system CPU time of our decrypt over the runs.</summary>
     public TimeSpan OursCpu { get; init; }
@@ -95,9 +101,9 @@ public sealed record ModelBenchReport(
 
 /// <summary>
 /// Creates a plaintext model, encrypts it with this format and with age, then times (best of N) decrypting it into a
-/// memory-backed directory with <c>attestbroker model decrypt</c> (child process), <c>cat</c> of the plaintext, and
+/// memory-backed directory with <c>attestbroker-node model decrypt</c> or <c>attestbroker model decrypt</c> (child process), <c>cat</c> of the plaintext, and
 /// <c>age -d</c>; measures one core's AES-256-GCM, SHA-256 and BLAKE3 rates in-process; reports our child's peak RSS
-/// (getrusage RUSAGE_CHILDREN ru_maxrss, taken before any other child ran). In the same run it times <c>age -d</c> into
+/// (its VmHWM, sampled while it ran; see <c>RunChildAsync</c>). In the same run it times <c>age -d</c> into
 /// /dev/null and our decrypt of a 1-byte model (start-up), and prints <see cref="Floor"/>: the least wall time any
 /// decryptor doing our work could take here (an estimate), and the best ratios that leaves reachable. Before each timed contender it
 /// settles the machine the same way (see <c>SettleAsync</c>), and each run prints its own ratios besides the best-of
@@ -231,6 +237,7 @@ public static partial class ModelBench
             Directory.CreateDirectory(cipherRoot);
 
             log(string.Create(CultureInfo.InvariantCulture, $"bench: {options.Size} bytes ({options.Size / (double)(1 << 30):F2} GiB); plaintext and outputs in {memRoot} ({kind}); ciphertexts in {cipherRoot}; {Environment.ProcessorCount} processors; load average {LoadAverage()}"));
+            log("decryptor: " + string.Join(' ', [options.DecryptorExecutable, .. options.DecryptorPrefixArguments, "model", "decrypt"]) + " (child process)");
             var sw = Stopwatch.StartNew();
             await WritePlaintextAsync(plainFile, options.Size, cancellationToken).ConfigureAwait(false);
             log(string.Create(CultureInfo.InvariantCulture, $"created plaintext in {sw.Elapsed.TotalSeconds:F2} s"));
@@ -248,19 +255,20 @@ public static partial class ModelBench
             var keyBytes = key.Span.ToArray();
             try
             {
-                // Our decrypt first, before any other child, so RUSAGE_CHILDREN's ru_maxrss is ours.
+                // Our decrypt first, before any other child, so that RUSAGE_CHILDREN's ru_maxrss, printed beside our sampled peak, is about ours.
                 var oursOut = Path.Combine(memRoot, "out-ours");
-                string[] oursArgs = [.. options.SelfPrefixArguments, "model", "decrypt", encDir, "--key-file", "-", "--out", oursOut];
+                string[] oursArgs = [.. options.DecryptorPrefixArguments, "model", "decrypt", encDir, "--key-file", "-", "--out", oursOut];
                 var tinyOut = Path.Combine(memRoot, "out-1");
-                string[] tinyArgs = [.. options.SelfPrefixArguments, "model", "decrypt", tinyEncDir, "--key-file", "-", "--out", tinyOut];
-                var warm = await RunChildAsync(options.SelfExecutable, oursArgs, keyBytes, cancellationToken).ConfigureAwait(false);
+                string[] tinyArgs = [.. options.DecryptorPrefixArguments, "model", "decrypt", tinyEncDir, "--key-file", "-", "--out", tinyOut];
+                var warm = await RunChildAsync(options.DecryptorExecutable, oursArgs, keyBytes, cancellationToken, sampleRss: true).ConfigureAwait(false);
                 DeleteDirectory(oursOut);
                 if (warm.ExitCode != 0)
                 {
                     throw new ModelException(ModelError.SourceInvalid, "our decrypt failed in the benchmark: " + warm.Stderr.Trim());
                 }
 
-                var peakRss = ChildrenUsage().PeakRssBytes;
+                var peakRss = warm.PeakRssBytes;
+                var childrenMaxRss = ChildrenUsage().PeakRssBytes;
 
                 byte[]? identity = null;
                 if (ageAvailable)
@@ -319,14 +327,15 @@ public static partial class ModelBench
                     }
 
                     await SettleAsync(settle, options.Size, oursCiphertext, cancellationToken).ConfigureAwait(false);
-                    var ours = await RunChildAsync(options.SelfExecutable, oursArgs, keyBytes, cancellationToken).ConfigureAwait(false);
+                    var ours = await RunChildAsync(options.DecryptorExecutable, oursArgs, keyBytes, cancellationToken, sampleRss: true).ConfigureAwait(false);
                     DeleteDirectory(oursOut);
-                    Check(ours, "attestbroker model decrypt");
+                    Check(ours, "our model decrypt");
                     Record("ours", ours);
+                    peakRss = Math.Max(peakRss, ours.PeakRssBytes);
 
-                    var tiny = await RunChildAsync(options.SelfExecutable, tinyArgs, keyBytes, cancellationToken).ConfigureAwait(false);
+                    var tiny = await RunChildAsync(options.DecryptorExecutable, tinyArgs, keyBytes, cancellationToken).ConfigureAwait(false);
                     DeleteDirectory(tinyOut);
-                    Check(tiny, "attestbroker model decrypt (1-byte model)");
+                    Check(tiny, "our model decrypt (1-byte model)");
                     Record("startup", tiny);
                     var paired = string.Create(CultureInfo.InvariantCulture, $"ours / cat {Ratio(ours.Elapsed, cat.Elapsed):F2}{(ageThisRun is { } atr ? $", age / ours {Ratio(atr.Elapsed, ours.Elapsed):F2}" : string.Empty)}");
                     log(string.Create(CultureInfo.InvariantCulture, $"run {run}: cat {cat.Elapsed.TotalSeconds:F3} s (cpu {cat.Cpu.TotalSeconds:F3}), {(ageThisRun is { } ar ? $"age -d {ar.Elapsed.TotalSeconds:F3} s (cpu {ar.Cpu.TotalSeconds:F3}), " : string.Empty)}ours {ours.Elapsed.TotalSeconds:F3} s (cpu {ours.Cpu.TotalSeconds:F3}); this run: {paired}; load average {LoadAverage()}"));
@@ -367,11 +376,15 @@ public static partial class ModelBench
                     Processors = Environment.ProcessorCount,
                     HostStealShare = steal,
                     FloorWall = Floor(options.Size, hash, aes, bestCpu["cat"], best["startup"], Environment.ProcessorCount),
+                    ChildrenMaxRssBytes = childrenMaxRss,
+                    Decryptor = options.DecryptorPrefixArguments.Count > 0 && options.DecryptorPrefixArguments[0].EndsWith(".dll", StringComparison.Ordinal)
+                        ? Path.GetFileNameWithoutExtension(options.DecryptorPrefixArguments[0])
+                        : Path.GetFileName(options.DecryptorExecutable),
                 };
                 Print(report, log);
                 var ok = report.Ours.TotalSeconds <= MaxOursOverCat * report.Cat.TotalSeconds
                     && (report.Age is null || report.Age.Value.TotalSeconds >= MinAgeOverOurs * report.Ours.TotalSeconds)
-                    && report.OursPeakRssBytes <= MaxPeakRssBytes;
+                    && report.OursPeakRssBytes is >= 0 and <= MaxPeakRssBytes;
                 return report with { Succeeded = ok };
             }
             finally
@@ -480,7 +493,7 @@ public static partial class ModelBench
             log($"  age -d -> tmpfs               {S(age),10}  {Rate(PerSecond(age))}  cpu {S(r.AgeCpu ?? TimeSpan.Zero)}");
         }
 
-        log($"  attestbroker model decrypt    {S(r.Ours),10}  {Rate(PerSecond(r.Ours))}  cpu {S(r.OursCpu)}  (child process, includes start-up)");
+        log($"  {r.Decryptor + " model decrypt",-29} {S(r.Ours),10}  {Rate(PerSecond(r.Ours))}  cpu {S(r.OursCpu)}  (child process, includes start-up)");
         log($"  AES-256-GCM, one core         {S(oneCore),10}  {Rate(r.AesGcmSingleCoreBytesPerSecond)}  (in-process loop, 4 MiB buffers, per second of CPU time)");
         log($"  {HashName(r.TreeHash) + ", one core",-29} {S(TimeSpan.FromSeconds(r.Size / r.TreeHashSingleCoreBytesPerSecond)),10}  {Rate(r.TreeHashSingleCoreBytesPerSecond)}  (per second of CPU time; the model's digest tree hash)");
         if (r.OtherTreeHashSingleCoreBytesPerSecond is { } other)
@@ -494,7 +507,14 @@ public static partial class ModelBench
         }
 
         log(string.Create(CultureInfo.InvariantCulture, $"  ours / one-core AES-GCM = {r.Ours.TotalSeconds / oneCore.TotalSeconds:F2}"));
-        log(string.Create(CultureInfo.InvariantCulture, $"  peak RSS of our decrypt = {r.OursPeakRssBytes / (double)(1 << 20):F1} MiB  (target <= 64 MiB)"));
+        log(r.OursPeakRssBytes < 0
+            ? "  peak RSS of our decrypt: unknown (no /proc/PID/status VmHWM; target <= 64 MiB not shown to hold)"
+            : string.Create(CultureInfo.InvariantCulture, $"  peak RSS of our decrypt = {r.OursPeakRssBytes / (double)(1 << 20):F1} MiB  (target <= 64 MiB; VmHWM, read every {RssSampleInterval.TotalMilliseconds:F0} ms while it ran)"));
+        if (r.ChildrenMaxRssBytes >= 0)
+        {
+            log(string.Create(CultureInfo.InvariantCulture, $"    (getrusage's ru_maxrss after that first child, {r.ChildrenMaxRssBytes / (double)(1 << 20):F1} MiB, can count this bench's own memory: Linux carries a vfork parent's high-water mark into the child at exec)"));
+        }
+
         log(r.HostStealShare is { } st
             ? string.Create(CultureInfo.InvariantCulture, $"  CPU time taken by the host (steal) during the timed runs: {st * 100:F1} %{(st > 0.02 ? ": other guests were busy, so times vary from run to run" : string.Empty)}")
             : "  CPU time taken by the host (steal): unknown (no /proc/stat)");
@@ -593,9 +613,20 @@ public static partial class ModelBench
         File.Delete(path);
     }
 
-    private sealed record ChildResult(int ExitCode, TimeSpan Elapsed, TimeSpan Cpu, string Stdout, string Stderr);
+    /// <summary>A child's exit code, wall and CPU time, output, and (when sampled) its peak resident set in bytes, else -1.</summary>
+    private sealed record ChildResult(int ExitCode, TimeSpan Elapsed, TimeSpan Cpu, string Stdout, string Stderr, long PeakRssBytes = -1);
 
-    private static async Task<ChildResult> RunChildAsync(string fileName, IReadOnlyList<string> arguments, byte[]? stdin, CancellationToken cancellationToken)
+    /// <summary>How often a child's VmHWM is read while it runs.</summary>
+    private static readonly TimeSpan RssSampleInterval = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>
+    /// Runs a child to its end. With <paramref name="sampleRss"/>, reads its VmHWM (/proc/PID/status: the kernel's
+    /// high-water mark of the child's own resident set since its exec) every <see cref="RssSampleInterval"/> until it
+    /// exits, and returns the last (largest) value. RUSAGE_CHILDREN's ru_maxrss cannot be used for this: .NET starts
+    /// children with vfork, and Linux carries the parent's high-water mark into the child's ru_maxrss at exec, so it
+    /// reports the bench's own memory whenever that is larger.
+    /// </summary>
+    private static async Task<ChildResult> RunChildAsync(string fileName, IReadOnlyList<string> arguments, byte[]? stdin, CancellationToken cancellationToken, bool sampleRss = false)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -614,6 +645,7 @@ public static partial class ModelBench
         using var process = Process.Start(info) ?? throw new ModelException(ModelError.SourceUnavailable, $"cannot start {fileName}");
         var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        var sampler = sampleRss ? Task.Run(() => SamplePeakRss(process), cancellationToken) : Task.FromResult(-1L);
         if (stdin is not null)
         {
             await process.StandardInput.BaseStream.WriteAsync(stdin, cancellationToken).ConfigureAwait(false);
@@ -623,7 +655,37 @@ public static partial class ModelBench
         await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
         var elapsed = sw.Elapsed;
         var cpu = ChildrenUsage().Cpu - cpuBefore;
-        return new ChildResult(process.ExitCode, elapsed, cpu, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false));
+        return new ChildResult(process.ExitCode, elapsed, cpu, await stdout.ConfigureAwait(false), await stderr.ConfigureAwait(false), await sampler.ConfigureAwait(false));
+    }
+
+    /// <summary>The largest VmHWM read from /proc/PID/status while the process ran, in bytes; -1 when none could be read.</summary>
+    private static long SamplePeakRss(Process process)
+    {
+        var status = $"/proc/{process.Id}/status";
+        long peak = -1;
+        while (!process.HasExited)
+        {
+            try
+            {
+                foreach (var line in File.ReadLines(status))
+                {
+                    if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
+                    {
+                        var kib = long.Parse(line.AsSpan(6).Trim().TrimEnd("kB").Trim(), NumberStyles.None, CultureInfo.InvariantCulture);
+                        peak = Math.Max(peak, kib * 1024);
+                        break;
+                    }
+                }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+            {
+                // Gone between the check and the read (or no /proc): keep what was read.
+            }
+
+            Thread.Sleep(RssSampleInterval);
+        }
+
+        return peak;
     }
 
     private static string? CpuStatLine()
