@@ -14,7 +14,7 @@ internal static class ModelCommands
     {
         var command = new Command("model", "Encrypt and decrypt models in the streaming AES-256-GCM format (MENC v1 files, manifest v2; docs/model-format.md).");
         command.Subcommands.Add(CreateEncrypt());
-        command.Subcommands.Add(CreateDecrypt());
+        command.Subcommands.Add(ModelDecryptCommand.Create());
         command.Subcommands.Add(CreateKeygen());
         command.Subcommands.Add(CreateBench());
         return command;
@@ -46,7 +46,7 @@ internal static class ModelCommands
                     throw new CliUsageException("give the key source: --key-file FILE or --broker URL (not both)");
                 }
 
-                using var signer = parse.GetValue(signKey) is { } signPath ? ManifestSigning.LoadPrivateKeyPem(ReadText(signPath, "signing key")) : null;
+                using var signer = parse.GetValue(signKey) is { } signPath ? ManifestSigning.LoadPrivateKeyPem(ModelDecryptCommand.ReadText(signPath, "signing key")) : null;
                 if (brokerUrl is not null)
                 {
                     ModelFileHeader.ValidateKeyId(parse.GetRequiredValue(keyId));
@@ -55,7 +55,7 @@ internal static class ModelCommands
                 }
 
                 import.RefuseWithoutBroker(parse);
-                using var key = LoadKeyFile(keyPath!);
+                using var key = ModelDecryptCommand.LoadKeyFile(keyPath!);
                 var manifest = await ModelEncryptor.EncryptDirectoryAsync(parse.GetRequiredValue(source), parse.GetRequiredValue(output), key, parse.GetRequiredValue(keyId), signer, parse.GetValue(segmentSize), parse.GetValue(digest), ct).ConfigureAwait(false);
                 var bytes = manifest.Files.Sum(f => f.Size);
                 await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"encrypted {manifest.Files.Count} files ({bytes} bytes) under key id '{manifest.KeyId}'{(signer is null ? ", manifest not signed" : ", manifest signed")}")).ConfigureAwait(false);
@@ -69,94 +69,6 @@ internal static class ModelCommands
             }
         });
         return command;
-    }
-
-    private static Command CreateDecrypt()
-    {
-        var source = new Argument<string>("ENC_DIR") { Description = "Encrypted model: a directory, or an http(s):// base URL (streamed, never written to disk; resumes with Range requests)." };
-        var keys = new ModelKeySource();
-        var output = new Option<string>("--out") { Description = "Destination directory; must be on tmpfs or ramfs unless --allow-disk.", Required = true };
-        var allowDisk = new Option<bool>("--allow-disk") { Description = "Allow a disk-backed destination (plaintext weights would reach disk)." };
-        var publisherKey = new Option<string?>("--publisher-key") { Description = "Publisher public key (PEM SPKI, as cosign public-key prints); manifest.json.sig must verify under it. Without it the signature is not checked (a warning is printed)." };
-        var keyId = new Option<string?>("--key-id") { Description = "Require the model to be encrypted under this key id (required with --broker: the key to fetch)." };
-        var workers = new Option<int>("--workers") { Description = "Decrypting threads, 1..64 (default: number of processors).", DefaultValueFactory = _ => Environment.ProcessorCount };
-        var command = new Command("decrypt", "Decrypt an encrypted model into a memory-backed directory (for a node or a test). Exit 0 ok, 1 authentication/verification failure or key denied, 2 usage or I/O, 3 broker unavailable.") { source, output, allowDisk, publisherKey, keyId, workers };
-        keys.AddTo(command);
-        command.SetAction(async (parse, ct) =>
-        {
-            var error = parse.InvocationConfiguration.Error;
-            var stdout = parse.InvocationConfiguration.Output;
-            try
-            {
-                keys.Validate(parse, parse.GetValue(keyId));
-                var workerCount = parse.GetValue(workers);
-                if (workerCount is < 1 or > 64)
-                {
-                    throw new CliUsageException("--workers must be 1 .. 64");
-                }
-
-                using var publisher = parse.GetValue(publisherKey) is { } pubPath ? ManifestSigning.LoadPublicKeyPem(ReadText(pubPath, "publisher key")) : null;
-                using var http = OpenSource(parse.GetRequiredValue(source), out var modelSource);
-                var destination = parse.GetRequiredValue(output);
-                MemoryVolume.Require(destination, parse.GetValue(allowDisk));
-                if (publisher is null)
-                {
-                    await error.WriteLineAsync("warning: no --publisher-key: the manifest signature is not checked (contents are still authenticated with the model key)").ConfigureAwait(false);
-                }
-
-                var options = new ModelDecryptionOptions
-                {
-                    PublisherKey = publisher,
-                    AllowDisk = parse.GetValue(allowDisk),
-                    ExpectedKeyId = parse.GetValue(keyId),
-                    Workers = workerCount,
-                };
-                // Loaded last: DecryptAsync takes ownership and zeroes it whatever happens.
-                var key = await keys.GetAsync(parse, parse.GetValue(keyId), error, ct).ConfigureAwait(false);
-                var result = await ModelDecryptor.DecryptAsync(modelSource, key, destination, options, ct).ConfigureAwait(false);
-                await stdout.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"decrypted {result.Files} files ({result.PlaintextBytes} bytes) under key id '{result.KeyId}'; manifest signature {(result.SignatureChecked ? "verified" : "not checked")}")).ConfigureAwait(false);
-                return ExitCodes.Success;
-            }
-            catch (ModelException ex)
-            {
-                return await ReportAsync(error, ex).ConfigureAwait(false);
-            }
-            catch (KeyReleaseException ex)
-            {
-                await error.WriteLineAsync("error: " + ex.Message).ConfigureAwait(false);
-                return ex.ExitCode;
-            }
-        });
-        return command;
-    }
-
-    /// <summary>A directory or an http(s) base URL; returns the HttpClient to dispose (null for a directory).</summary>
-    internal static HttpClient? OpenSource(string location, out IModelSource source)
-    {
-        var isUrl = location.StartsWith("http://", StringComparison.OrdinalIgnoreCase) || location.StartsWith("https://", StringComparison.OrdinalIgnoreCase);
-        if (!isUrl)
-        {
-            source = new DirectoryModelSource(location);
-            return null;
-        }
-
-        if (!Uri.TryCreate(location, UriKind.Absolute, out var uri))
-        {
-            throw new CliUsageException($"not a valid URL: {location}");
-        }
-
-        // No overall timeout: a model download takes as long as it takes; a cut connection is resumed by the source.
-        var http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(30), AutomaticDecompression = System.Net.DecompressionMethods.None }) { Timeout = Timeout.InfiniteTimeSpan };
-        try
-        {
-            source = new HttpModelSource(http, uri);
-            return http;
-        }
-        catch
-        {
-            http.Dispose();
-            throw;
-        }
     }
 
     private static Command CreateKeygen()
@@ -218,11 +130,12 @@ internal static class ModelCommands
         var cipherDir = new Option<string?>("--cipher-dir") { Description = "Directory for the ciphertexts (default: the system temp directory, on disk)." };
         var runs = new Option<int>("--runs") { Description = "Timed runs of each contender; the best is reported (default 3).", DefaultValueFactory = _ => 3 };
         var digest = DigestOption("The digest tree hash of the model the bench encrypts and decrypts: blake3 (default, as encrypt) or sha256.");
-        var command = new Command("bench", "Time decrypting a model into tmpfs against cat, age -d and one core's AES-256-GCM, BLAKE3 and SHA-256 rates; report ratios, peak RSS, and an estimate of the floor a decryptor doing our work could reach on this machine (from the same run's figures). Deletes everything afterwards. Exit 0 when every target (<= 1.15 x cat, >= 2 x faster than age, <= 64 MiB) is met, 1 otherwise.") { size, dir, cipherDir, runs, digest };
+        var decryptor = new Option<string?>("--decryptor") { Description = $"The executable whose `model decrypt` is timed (default: {NativeDecryptorName} beside this executable when present, as `dotnet publish src/AttestBroker.Node -c Release -o DIR` makes it; else attestbroker itself)." };
+        var command = new Command("bench", "Time decrypting a model into tmpfs against cat, age -d and one core's AES-256-GCM, BLAKE3 and SHA-256 rates; report ratios, peak RSS, and an estimate of the floor a decryptor doing our work could reach on this machine (from the same run's figures). Deletes everything afterwards. Exit 0 when every target (<= 1.15 x cat, >= 2 x faster than age, <= 64 MiB) is met, 1 otherwise.") { size, dir, cipherDir, runs, digest, decryptor };
         command.SetAction(async (parse, ct) =>
         {
             var stdout = parse.InvocationConfiguration.Output;
-            var (self, prefix) = SelfInvocation();
+            var (self, prefix) = parse.GetValue(decryptor) is { } path ? (ExistingFile(path, "--decryptor"), (IReadOnlyList<string>)[]) : DefaultDecryptor();
             var options = new ModelBenchOptions
             {
                 Size = parse.GetValue(size),
@@ -240,14 +153,27 @@ internal static class ModelCommands
             }
             catch (ModelException ex)
             {
-                return await ReportAsync(parse.InvocationConfiguration.Error, ex).ConfigureAwait(false);
+                return await ModelDecryptCommand.ReportAsync(parse.InvocationConfiguration.Error, ex).ConfigureAwait(false);
             }
         });
         return command;
     }
 
-    private static (string Executable, IReadOnlyList<string> Prefix) SelfInvocation()
+    private static string ExistingFile(string path, string option) =>
+        File.Exists(path) ? Path.GetFullPath(path) : throw new CliUsageException($"{option}: no such file: {path}");
+
+    /// <summary>The native pod-side executable's file name.</summary>
+    private const string NativeDecryptorName = "attestbroker-node";
+
+    /// <summary>attestbroker-node beside this executable when present (what a pod runs), else this executable.</summary>
+    private static (string Executable, IReadOnlyList<string> Prefix) DefaultDecryptor()
     {
+        var native = Path.Combine(AppContext.BaseDirectory, NativeDecryptorName);
+        if (File.Exists(native))
+        {
+            return (native, []);
+        }
+
         var process = Environment.ProcessPath ?? throw new CliUsageException("cannot locate the attestbroker executable");
         if (string.Equals(Path.GetFileNameWithoutExtension(process), "dotnet", StringComparison.OrdinalIgnoreCase))
         {
@@ -261,41 +187,5 @@ internal static class ModelCommands
         }
 
         return (process, []);
-    }
-
-    /// <summary>A key file, or standard input for "-".</summary>
-    internal static ModelKey LoadKeyFile(string keyFile)
-    {
-        if (keyFile == "-")
-        {
-            using var stdin = Console.OpenStandardInput();
-            return ModelKey.FromStream(stdin, "standard input");
-        }
-
-        return ModelKey.FromKeyFile(keyFile);
-    }
-
-    internal static string ReadText(string path, string what)
-    {
-        try
-        {
-            var info = new FileInfo(path);
-            if (info.Exists && info.Length > 64 * 1024)
-            {
-                throw new CliUsageException($"{what} file {path} is too large");
-            }
-
-            return File.ReadAllText(path);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new CliUsageException($"cannot read {what} file {path}: {ex.Message}");
-        }
-    }
-
-    internal static async Task<int> ReportAsync(TextWriter error, ModelException ex)
-    {
-        await error.WriteLineAsync($"error: {ex.Message} [{ex.Reason}]").ConfigureAwait(false);
-        return ex.IsVerificationFailure ? ExitCodes.Failure : ExitCodes.Usage;
     }
 }

@@ -55,8 +55,8 @@ internal static class NodeCommand
                 }
 
                 var mode = ProgressDisplay.ResolveMode(parse.GetValue(progress)!, error);
-                using var publisher = parse.GetValue(publisherKey) is { } pubPath ? ManifestSigning.LoadPublicKeyPem(ModelCommands.ReadText(pubPath, "publisher key")) : null;
-                using var http = ModelCommands.OpenSource(parse.GetRequiredValue(model), out var source);
+                using var publisher = parse.GetValue(publisherKey) is { } pubPath ? ManifestSigning.LoadPublicKeyPem(ModelDecryptCommand.ReadText(pubPath, "publisher key")) : null;
+                using var http = ModelDecryptCommand.OpenSource(parse.GetRequiredValue(model), out var source);
                 var destination = parse.GetRequiredValue(output);
                 MemoryVolume.Require(destination, parse.GetValue(allowDisk));
                 if (publisher is null)
@@ -89,7 +89,7 @@ internal static class NodeCommand
             }
             catch (ModelException ex)
             {
-                return await ModelCommands.ReportAsync(error, ex).ConfigureAwait(false);
+                return await ModelDecryptCommand.ReportAsync(error, ex).ConfigureAwait(false);
             }
             catch (KeyReleaseException ex)
             {

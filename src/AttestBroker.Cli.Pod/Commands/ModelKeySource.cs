@@ -130,7 +130,7 @@ internal sealed class ModelKeySource
         Validate(parse, keyId);
         if (parse.GetValue(_keyFile) is { } keyFile)
         {
-            return ModelCommands.LoadKeyFile(keyFile);
+            return ModelDecryptCommand.LoadKeyFile(keyFile);
         }
 
         return await FetchFromBrokerAsync(parse, keyId!, error, cancellationToken).ConfigureAwait(false);

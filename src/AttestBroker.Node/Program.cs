@@ -1,0 +1,1 @@
+return await AttestBroker.Cli.PodCliApp.RunAsync(args).ConfigureAwait(false);
