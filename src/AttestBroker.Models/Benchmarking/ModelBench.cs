@@ -487,18 +487,18 @@ public static partial class ModelBench
         double PerSecond(TimeSpan t) => r.Size / t.TotalSeconds;
         var oneCore = TimeSpan.FromSeconds(r.Size / r.AesGcmSingleCoreBytesPerSecond);
         log("results (best of runs; wall time, rate, CPU time user+sys):");
-        log($"  cat plaintext -> tmpfs        {S(r.Cat),10}  {Rate(PerSecond(r.Cat))}  cpu {S(r.CatCpu)}");
+        log($"  {"cat plaintext -> tmpfs",-32}{S(r.Cat),10}  {Rate(PerSecond(r.Cat))}  cpu {S(r.CatCpu)}");
         if (r.Age is { } age)
         {
-            log($"  age -d -> tmpfs               {S(age),10}  {Rate(PerSecond(age))}  cpu {S(r.AgeCpu ?? TimeSpan.Zero)}");
+            log($"  {"age -d -> tmpfs",-32}{S(age),10}  {Rate(PerSecond(age))}  cpu {S(r.AgeCpu ?? TimeSpan.Zero)}");
         }
 
-        log($"  {r.Decryptor + " model decrypt",-29} {S(r.Ours),10}  {Rate(PerSecond(r.Ours))}  cpu {S(r.OursCpu)}  (child process, includes start-up)");
-        log($"  AES-256-GCM, one core         {S(oneCore),10}  {Rate(r.AesGcmSingleCoreBytesPerSecond)}  (in-process loop, 4 MiB buffers, per second of CPU time)");
-        log($"  {HashName(r.TreeHash) + ", one core",-29} {S(TimeSpan.FromSeconds(r.Size / r.TreeHashSingleCoreBytesPerSecond)),10}  {Rate(r.TreeHashSingleCoreBytesPerSecond)}  (per second of CPU time; the model's digest tree hash)");
+        log($"  {r.Decryptor + " model decrypt",-32}{S(r.Ours),10}  {Rate(PerSecond(r.Ours))}  cpu {S(r.OursCpu)}  (child process, includes start-up)");
+        log($"  {"AES-256-GCM, one core",-32}{S(oneCore),10}  {Rate(r.AesGcmSingleCoreBytesPerSecond)}  (in-process loop, 4 MiB buffers, per second of CPU time)");
+        log($"  {HashName(r.TreeHash) + ", one core",-32}{S(TimeSpan.FromSeconds(r.Size / r.TreeHashSingleCoreBytesPerSecond)),10}  {Rate(r.TreeHashSingleCoreBytesPerSecond)}  (per second of CPU time; the model's digest tree hash)");
         if (r.OtherTreeHashSingleCoreBytesPerSecond is { } other)
         {
-            log($"  {HashName(OtherHash(r.TreeHash)) + ", one core",-29} {S(TimeSpan.FromSeconds(r.Size / other)),10}  {Rate(other)}  (for comparison: the other tree hash, not used in this run)");
+            log($"  {HashName(OtherHash(r.TreeHash)) + ", one core",-32}{S(TimeSpan.FromSeconds(r.Size / other)),10}  {Rate(other)}  (for comparison: the other tree hash, not used in this run)");
         }
         log(string.Create(CultureInfo.InvariantCulture, $"  ours / cat  = {r.Ours.TotalSeconds / r.Cat.TotalSeconds:F2}  (target <= 1.15)"));
         if (r.Age is { } a)
