@@ -15,12 +15,7 @@ internal static class Rendered
 {
     private static readonly Dictionary<string, IReadOnlyList<JsonObject>> Cache = new(StringComparer.Ordinal);
 
-    public static string DeployDir => Path.Combine(TestPaths.RepoRootOrNull ?? BuiltFrom(), "deploy");
-
-    private static string BuiltFrom() =>
-        typeof(Rendered).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-            .Cast<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "AttestBroker.RepoRoot")?.Value
-        ?? throw new InvalidOperationException("the checkout was not found");
+    public static string DeployDir => Path.Combine(TestPaths.RepoRoot, "deploy");
 
     /// <summary>The objects of <c>kubectl kustomize deploy/&lt;relative&gt;</c>; the test is ignored (with the reason) when kubectl is absent.</summary>
     public static IReadOnlyList<JsonObject> Kustomize(string relative)
