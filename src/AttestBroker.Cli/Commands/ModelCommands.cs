@@ -12,7 +12,7 @@ internal static class ModelCommands
 {
     public static Command Create()
     {
-        var command = new Command("model", "Encrypt and decrypt models in the streaming AES-256-GCM format (MENC v1 files, manifest v2; docs/model-format.md).");
+        var command = new Command("model", "Encrypt and decrypt models in the streaming AES-256-GCM format (MENC v1 files, manifest v2 or v3; docs/model-format.md).");
         command.Subcommands.Add(CreateEncrypt());
         command.Subcommands.Add(ModelDecryptCommand.Create());
         command.Subcommands.Add(CreateKeygen());
