@@ -61,6 +61,17 @@ internal sealed class PodModel : IDisposable
         return copy;
     }
 
+    /// <summary>A refusal: exit 1, the reason code in the message, and nothing left at the destination.</summary>
+    public static void AssertRefused((int Exit, string Out, string Err) result, string destination, string reason)
+    {
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Exit, Is.EqualTo(1), result.Err);
+            Assert.That(result.Err, Does.Contain(reason));
+            Assert.That(Directory.Exists(destination) ? Directory.GetFileSystemEntries(destination, "*", SearchOption.AllDirectories) : [], Is.Empty);
+        });
+    }
+
     public void Dispose() => Directory.Delete(Root, recursive: true);
 }
 
@@ -147,13 +158,7 @@ public sealed class Attestbroker_node_command_tree
     public async Task Refuses_a_tampered_model_and_leaves_nothing()
     {
         var dest = Path.Combine(_model.Root, "dest-" + Guid.NewGuid().ToString("N"));
-        var (exit, _, stderr) = await RunAsync("model", "decrypt", _model.Tampered(), "--key-file", _model.KeyFile, "--out", dest, "--allow-disk");
-        Assert.Multiple(() =>
-        {
-            Assert.That(exit, Is.EqualTo(1), stderr);
-            Assert.That(stderr, Does.Contain("SegmentAuthenticationFailed"));
-            Assert.That(Directory.Exists(dest) ? Directory.GetFileSystemEntries(dest, "*", SearchOption.AllDirectories) : [], Is.Empty);
-        });
+        PodModel.AssertRefused(await RunAsync("model", "decrypt", _model.Tampered(), "--key-file", _model.KeyFile, "--out", dest, "--allow-disk"), dest, "SegmentAuthenticationFailed");
     }
 
     [Test]
@@ -296,13 +301,7 @@ public sealed class Attestbroker_node_publishes_as_a_native_executable
     public async Task It_refuses_a_tampered_model_and_leaves_nothing()
     {
         var dest = Path.Combine(_work, "dest-" + Guid.NewGuid().ToString("N"));
-        var (exit, _, stderr) = await RunNodeAsync("model", "decrypt", _model.Tampered(), "--key-file", _model.KeyFile, "--out", dest, "--allow-disk");
-        Assert.Multiple(() =>
-        {
-            Assert.That(exit, Is.EqualTo(1), stderr);
-            Assert.That(stderr, Does.Contain("SegmentAuthenticationFailed"));
-            Assert.That(Directory.Exists(dest) ? Directory.GetFileSystemEntries(dest, "*", SearchOption.AllDirectories) : [], Is.Empty);
-        });
+        PodModel.AssertRefused(await RunNodeAsync("model", "decrypt", _model.Tampered(), "--key-file", _model.KeyFile, "--out", dest, "--allow-disk"), dest, "SegmentAuthenticationFailed");
     }
 
     [Test]
@@ -315,13 +314,7 @@ public sealed class Attestbroker_node_publishes_as_a_native_executable
         }
 
         var dest = Path.Combine(_work, "dest-" + Guid.NewGuid().ToString("N"));
-        var (exit, _, stderr) = await RunNodeAsync("model", "decrypt", _model.Encrypted, "--key-file", _model.KeyFile, "--publisher-key", other, "--out", dest, "--allow-disk");
-        Assert.Multiple(() =>
-        {
-            Assert.That(exit, Is.EqualTo(1), stderr);
-            Assert.That(stderr, Does.Contain("ManifestSignatureInvalid"));
-            Assert.That(Directory.Exists(dest) ? Directory.GetFileSystemEntries(dest) : [], Is.Empty);
-        });
+        PodModel.AssertRefused(await RunNodeAsync("model", "decrypt", _model.Encrypted, "--key-file", _model.KeyFile, "--publisher-key", other, "--out", dest, "--allow-disk"), dest, "ManifestSignatureInvalid");
     }
 
     [Test]
