@@ -329,3 +329,29 @@ public sealed class Attestbroker_node_publishes_as_a_native_executable
         });
     }
 }
+
+/// <summary><c>model bench --decryptor</c>: a path that is not a file is a usage error before anything is created.</summary>
+[TestFixture]
+public sealed class Model_bench_decryptor_option
+{
+    [Test]
+    public async Task A_missing_decryptor_exits_2_naming_the_option_and_creates_nothing()
+    {
+        var cipherDir = Directory.CreateTempSubdirectory("ab-bench-decryptor-").FullName;
+        try
+        {
+            var missing = Path.Combine(cipherDir, "no-such-attestbroker-node");
+            var (exit, _, stderr) = await CliRunner.RunAsync("model", "bench", "--size", "1048576", "--runs", "1", "--cipher-dir", cipherDir, "--decryptor", missing);
+            Assert.Multiple(() =>
+            {
+                Assert.That(exit, Is.EqualTo(2));
+                Assert.That(stderr, Does.Contain("--decryptor").And.Contain(missing));
+                Assert.That(Directory.GetFileSystemEntries(cipherDir), Is.Empty);
+            });
+        }
+        finally
+        {
+            Directory.Delete(cipherDir, recursive: true);
+        }
+    }
+}
