@@ -120,23 +120,7 @@ internal static class AgentCommand
                 return ExitCodes.Failure;
             }
 
-            BrokerClient client;
-            try
-            {
-                client = new BrokerClient(new BrokerClientOptions
-                {
-                    BaseAddress = brokerUrl,
-                    TrustedCertificates = trusted,
-                    AllowInsecureHttp = parse.GetValue(allowHttp),
-                    Retry = new RetryOptions { MaxRetries = maxRetries },
-                    OnRetry = (n, delay, reason) => error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"retry {n}/{maxRetries} in {delay.TotalSeconds:0.0} s: {reason}")),
-                });
-            }
-            catch (ArgumentException ex)
-            {
-                throw new CliUsageException("--broker: " + ex.Message);
-            }
-
+            var client = CreateBrokerClient(brokerUrl, trusted, parse.GetValue(allowHttp), maxRetries, error);
             using (client)
             using (provider as IDisposable)
             {
@@ -213,6 +197,26 @@ internal static class AgentCommand
         }
 
         return files;
+    }
+
+    /// <summary>The broker client of <c>--broker</c>, <c>--ca-cert</c>, <c>--allow-http</c> and <c>--retries</c>, printing each retry to <paramref name="error"/>; options it refuses are a usage error.</summary>
+    internal static BrokerClient CreateBrokerClient(Uri brokerUrl, X509Certificate2Collection? trusted, bool allowHttp, int maxRetries, TextWriter error)
+    {
+        try
+        {
+            return new BrokerClient(new BrokerClientOptions
+            {
+                BaseAddress = brokerUrl,
+                TrustedCertificates = trusted,
+                AllowInsecureHttp = allowHttp,
+                Retry = new RetryOptions { MaxRetries = maxRetries },
+                OnRetry = (n, delay, reason) => error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"retry {n}/{maxRetries} in {delay.TotalSeconds:0.0} s: {reason}")),
+            });
+        }
+        catch (ArgumentException ex)
+        {
+            throw new CliUsageException("--broker: " + ex.Message);
+        }
     }
 
     /// <summary>The certificates of <c>--ca-cert</c> (null when not given); a bad file is a usage error.</summary>

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Security.Cryptography.X509Certificates;
 using AttestBroker.Agent;
 using AttestBroker.Agent.Broker;
@@ -164,19 +163,12 @@ internal sealed class ModelKeySource
         BrokerClient client;
         try
         {
-            client = new BrokerClient(new BrokerClientOptions
-            {
-                BaseAddress = brokerUrl,
-                TrustedCertificates = trusted,
-                AllowInsecureHttp = parse.GetValue(_allowHttp),
-                Retry = new RetryOptions { MaxRetries = maxRetries },
-                OnRetry = (n, delay, reason) => error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"retry {n}/{maxRetries} in {delay.TotalSeconds:0.0} s: {reason}")),
-            });
+            client = AgentCommand.CreateBrokerClient(brokerUrl, trusted, parse.GetValue(_allowHttp), maxRetries, error);
         }
-        catch (ArgumentException ex)
+        catch (CliUsageException)
         {
             (provider as IDisposable)?.Dispose();
-            throw new CliUsageException("--broker: " + ex.Message);
+            throw;
         }
 
         using (client)

@@ -19,14 +19,6 @@ public sealed class Attestbroker_node_command_tree
     [OneTimeTearDown]
     public void RemoveModel() => _model.Dispose();
 
-    private static async Task<(int Exit, string Out, string Err)> RunAsync(params string[] args)
-    {
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
-        var exit = await PodCliApp.RunAsync(args, stdout, stderr);
-        return (exit, stdout.ToString(), stderr.ToString());
-    }
-
     private static Command Find(Command root, params string[] path)
     {
         var command = root;
@@ -74,7 +66,7 @@ public sealed class Attestbroker_node_command_tree
     public async Task Decrypts_a_signed_model_as_attestbroker_does()
     {
         var dest = Path.Combine(_model.Root, "dest-" + Guid.NewGuid().ToString("N"));
-        var (exit, stdout, stderr) = await RunAsync("model", "decrypt", _model.Encrypted, "--key-file", _model.KeyFile, "--publisher-key", _model.PublisherKey, "--out", dest, "--allow-disk");
+        var (exit, stdout, stderr) = await CliRunner.RunPodAsync("model", "decrypt", _model.Encrypted, "--key-file", _model.KeyFile, "--publisher-key", _model.PublisherKey, "--out", dest, "--allow-disk");
         Assert.That(exit, Is.Zero, stderr);
         Assert.Multiple(() =>
         {
@@ -87,13 +79,13 @@ public sealed class Attestbroker_node_command_tree
     public async Task Refuses_a_tampered_model_and_leaves_nothing()
     {
         var dest = Path.Combine(_model.Root, "dest-" + Guid.NewGuid().ToString("N"));
-        PodModel.AssertRefused(await RunAsync("model", "decrypt", _model.Tampered(), "--key-file", _model.KeyFile, "--out", dest, "--allow-disk"), dest, "SegmentAuthenticationFailed");
+        PodModel.AssertRefused(await CliRunner.RunPodAsync("model", "decrypt", _model.Tampered(), "--key-file", _model.KeyFile, "--out", dest, "--allow-disk"), dest, "SegmentAuthenticationFailed");
     }
 
     [Test]
     public async Task Encrypting_is_not_among_its_commands()
     {
-        var (exit, _, stderr) = await RunAsync("model", "encrypt", _model.Root, "--key-id", "m1", "--key-file", _model.KeyFile, "--out", Path.Combine(_model.Root, "never"));
+        var (exit, _, stderr) = await CliRunner.RunPodAsync("model", "encrypt", _model.Root, "--key-id", "m1", "--key-file", _model.KeyFile, "--out", Path.Combine(_model.Root, "never"));
         Assert.Multiple(() =>
         {
             Assert.That(exit, Is.EqualTo(2));
