@@ -20,7 +20,12 @@ namespace AttestBroker.Models;
 /// least one byte to the right), so the output equals <c>b3sum</c>'s; the tests check it against an independent
 /// implementation over random lengths and against values computed with <c>b3sum</c>.
 /// </para>
+/// <para>
+/// Stack buffers are not zeroed on entry (<see cref="SkipLocalsInitAttribute"/>): each one is written in full before it
+/// is read, and zeroing the one kilobyte that every eight-lane call allocates cost 2 % of the hash's time.
+/// </para>
 /// </summary>
+[SkipLocalsInit]
 public static unsafe class Blake3Hash
 {
     public const int OutputLength = 32;
