@@ -21,6 +21,7 @@ public sealed class The_model_bench_settles_the_machine_before_every_contender_a
         }
 
         var cipherDirectory = Directory.CreateTempSubdirectory("ab-bench-test-").FullName;
+        var invocations = Path.Combine(cipherDirectory, "..", Path.GetFileName(cipherDirectory) + ".invocations");
         var before = Directory.GetDirectories("/dev/shm", "attestbroker-bench-*");
         var lines = new List<string>();
         try
@@ -32,9 +33,9 @@ public sealed class The_model_bench_settles_the_machine_before_every_contender_a
                 CipherDirectory = cipherDirectory,
                 DecryptorExecutable = "/bin/sh",
 
-                // The bench appends: model decrypt ENC --key-file - --out OUT, so OUT is $7.
-                // It lives for 50 ms, so that its resident set is sampled at least once.
-                DecryptorPrefixArguments = ["-c", "cat > /dev/null && mkdir -p \"$7\" && sleep 0.05", "sh"],
+                // $1 is the log of invocations; the bench appends model decrypt ENC --key-file - --out OUT, so OUT
+                // is $8. It lives for 50 ms, so that its resident set is sampled at least once.
+                DecryptorPrefixArguments = ["-c", "cat > /dev/null && mkdir -p \"$8\" && echo \"$8\" >> \"$1\" && sleep 0.05", "sh", invocations],
             };
 
             var report = await ModelBench.RunAsync(options, lines.Add);
@@ -50,7 +51,13 @@ public sealed class The_model_bench_settles_the_machine_before_every_contender_a
                 // The stand-in's own resident set (a shell: a few MiB), not the test host's, which getrusage's
                 // ru_maxrss reports for a child that .NET started with vfork.
                 Assert.That(report.OursPeakRssBytes, Is.InRange(1L, 16L << 20));
-                Assert.That(lines, Has.Some.StartsWith("  peak RSS of our decrypt = ").And.Contains("VmHWM"));
+                Assert.That(lines, Has.Some.StartsWith("  peak RSS of our decrypt = ").And.Contains("VmHWM").And.Contains("untimed"));
+
+                // The model is decrypted once before the timed runs, once per timed run, and once after them; the peak
+                // RSS comes from the first and the last, so that no timed run shares its cores with the /proc reader.
+                var outputs = File.ReadAllLines(invocations).Select(Path.GetFileName).ToList();
+                Assert.That(outputs.Count(o => o == "out-ours"), Is.EqualTo(options.Runs + 2), string.Join('\n', outputs));
+                Assert.That(outputs.Count(o => o == "out-1"), Is.EqualTo(options.Runs), "one start-up run per timed run");
                 Assert.That(report.Cat, Is.GreaterThan(TimeSpan.Zero));
                 Assert.That(Directory.GetFileSystemEntries(cipherDirectory), Is.Empty, "the bench deletes its ciphertexts");
             });
@@ -58,6 +65,7 @@ public sealed class The_model_bench_settles_the_machine_before_every_contender_a
         finally
         {
             Directory.Delete(cipherDirectory, recursive: true);
+            File.Delete(invocations);
         }
 
         Assert.That(Directory.GetDirectories("/dev/shm", "attestbroker-bench-*"), Is.EquivalentTo(before), "the bench deletes its memory-backed directory, settling file included");
